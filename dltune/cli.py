@@ -1,0 +1,134 @@
+"""The ``dltune`` command: parse, load the config, call the library. Errors are one line.
+
+Exit codes: 0 success, 1 failure while running, 2 bad input (config, flags, data).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+import warnings
+from collections.abc import Callable
+
+from dltune import __version__, storage
+from dltune.errors import UserError
+
+EPILOG = """examples:
+  dltune train configs/quickstart.yaml                      # digits, in this process
+  dltune train configs/quickstart.yaml optim.lr=0.01 train.epochs=5
+  dltune train configs/quickstart.yaml --launcher torchrun scaling.num_workers=2
+  dltune train configs/quickstart.yaml --launcher ray scaling.num_workers=2
+  dltune train configs/quickstart.yaml --resume             # continue from the last checkpoint
+  dltune check configs/ctr_deepfm.yaml data.path=/mnt/nfs/ctr/train
+  dltune automl --help
+
+Overrides are dotted keys: section.key=value (lists as a,b,c). docs/configuration.md lists every key.
+"""
+
+
+def split_overrides(items: list[str]) -> list[str]:
+    """Trailing arguments must all be key=value overrides."""
+    for item in items:
+        if "=" not in item or item.startswith("-"):
+            raise UserError(f"unexpected argument '{item}': overrides look like section.key=value")
+    return items
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="YAML config file (local path or hdfs:// / s3:// URI)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dltune", description="Distributed deep-learning training and hyperparameter optimisation from one YAML config.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"dltune {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train one model (in-process, torchrun or Ray Train)", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _config_args(train)
+    train.add_argument("--launcher", choices=["local", "torchrun", "ray"], help="overrides scaling.launcher")
+    train.add_argument("--resume", action="store_true", help="continue the experiment from its last checkpoint")
+    train.add_argument("--overwrite", action="store_true", help="delete an earlier run of this experiment first")
+    train.add_argument("--quiet", action="store_true", help="no progress output")
+
+    check = sub.add_parser("check", help="validate a config and print the resolved plan without training")
+    _config_args(check)
+
+    try:
+        from dltune.automl import cli as automl_cli
+    except ImportError:
+        automl_cli = None
+    if automl_cli is not None:
+        automl_cli.add_parser(sub)
+    return parser
+
+
+def run_guarded(body: Callable[[], int], debug: bool) -> int:
+    """Run ``body``; turn errors into one redacted line and an exit code (2 input, 1 failure)."""
+    try:
+        return body()
+    except UserError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"dltune: error: {storage.redact(str(exc))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dltune: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+        if debug:
+            traceback.print_exc()
+        print(f"dltune: failed: {type(exc).__name__}: {storage.redact(storage.first_line(str(exc)))} (rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+def cmd_train(args: argparse.Namespace, overrides: list[str]) -> int:
+    from dltune.config import load_config
+
+    if args.launcher:
+        overrides = [*overrides, f"scaling.launcher={args.launcher}"]
+    cfg = load_config(args.config, overrides)
+    if cfg.scaling.launcher == "torchrun":
+        from dltune.launch.torchrun import run_torchrun
+
+        return run_torchrun(cfg, args.config, overrides, args.resume, args.overwrite)
+    if cfg.scaling.launcher == "ray":
+        from dltune.launch.ray_train import run_ray_train
+
+        run_ray_train(cfg, args.resume, args.overwrite)
+        return 0
+    from dltune.launch.local import run_local
+
+    run_local(cfg, resume=args.resume, overwrite=args.overwrite, verbose=not args.quiet)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace, overrides: list[str]) -> int:
+    from dltune.plan import describe_plan
+
+    print(describe_plan(args.config, overrides))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    debug = getattr(args, "debug", False)
+    commands: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {"train": cmd_train, "check": cmd_check}
+    if args.command in commands:
+        return run_guarded(lambda: commands[args.command](args, split_overrides(rest)), debug)
+    from dltune.automl import cli as automl_cli
+
+    if rest and not getattr(args, "accepts_overrides", True):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.overrides = [*getattr(args, "overrides", []), *rest]
+    return run_guarded(lambda: automl_cli.run(args), debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

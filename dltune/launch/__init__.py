@@ -1,0 +1,1 @@
+"""Launchers: in-process (also under torchrun), a local torchrun, Ray Train."""

@@ -1,0 +1,26 @@
+"""Run the loop in this process; under torchrun each rank runs this same function."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch.distributed
+
+from dltune.config import Config
+from dltune.train import dist
+from dltune.train.loop import train_loop
+from dltune.train.session import LocalSession, Session, experiment_dir, prepare_experiment_dir
+
+
+def run_local(cfg: Config, resume: bool = False, overwrite: bool = False, verbose: bool = True) -> dict[str, Any]:
+    """Train ``cfg`` here. With WORLD_SIZE > 1 in the environment (torchrun), join the
+    group first so that rank 0 can prepare the output directory before anyone reads it."""
+    info = dist.setup(cfg)
+    try:
+        if info.is_main:
+            prepare_experiment_dir(experiment_dir(cfg), resume, overwrite)
+        if info.world > 1:
+            torch.distributed.barrier()
+        session = LocalSession(cfg, info.rank, resume, verbose) if info.is_main else Session(cfg, info.rank, resume)
+        return train_loop(cfg, session)
+    finally:
+        dist.teardown(info)

@@ -1,0 +1,130 @@
+"""Ray Train launcher: the same loop in TorchTrainer workers, on local Ray or RAY_ADDRESS."""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+import torch
+
+from dltune import schema
+from dltune.config import Config, from_dict
+from dltune.errors import UserError
+from dltune.train import checkpoint
+from dltune.train.session import LocalSession, Session, experiment_dir, prepare_experiment_dir, read_summary
+
+CHECKPOINT_FILE = "state.pt"
+HEAD_AVOIDING_RESOURCE = "worker_node"
+
+
+def init_ray(min_cpus: float = 0, min_gpus: float = 0) -> None:
+    """Connect to RAY_ADDRESS, or start a local Ray sized so the plan fits.
+
+    Locally, logical CPUs are raised to what the plan asks for: Ray's CPU count
+    is a scheduling budget, and a 2-core laptop must still run a 2-worker job.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+        return
+    cpus = max(float(os.cpu_count() or 1), min_cpus)
+    ray.init(num_cpus=int(cpus + 0.999), num_gpus=int(min_gpus + 0.999) if min_gpus else None, include_dashboard=True, dashboard_host="127.0.0.1")
+
+
+def worker_resources(cfg: Config) -> dict[str, float]:
+    res: dict[str, float] = {"CPU": cfg.scaling.cpus_per_worker}
+    if cfg.scaling.use_gpu:
+        res["GPU"] = cfg.scaling.gpus_per_worker
+    if cfg.scaling.avoid_head:
+        res[HEAD_AVOIDING_RESOURCE] = 0.001
+    return res
+
+
+class RayTrainSession(Session):
+    """Reports every epoch to Ray Train (with rank 0's checkpoint) and writes the
+    experiment directory from rank 0 like a local run. After a worker failure Ray
+    restarts the group and ``resume_state`` continues from Ray's last checkpoint."""
+
+    def __init__(self, cfg: Config, rank: int, resume: bool) -> None:
+        super().__init__(cfg, rank, resume)
+        restart = self._ray_checkpoint() is not None
+        # A restarted worker group continues the same experiment directory.
+        self.writer = LocalSession(cfg, rank, resume or restart) if rank == 0 else Session(cfg, rank, resume or restart)
+        self.progress = self.writer.progress
+
+    @staticmethod
+    def _ray_checkpoint() -> Any:
+        import ray.train
+
+        return ray.train.get_checkpoint()
+
+    def start(self, plan: dict[str, Any]) -> None:
+        self.writer.start(plan)
+
+    def resume_state(self, map_location: torch.device) -> dict[str, Any] | None:
+        ckpt = self._ray_checkpoint()
+        if ckpt is not None:
+            with ckpt.as_directory() as path:
+                return checkpoint.load(os.path.join(path, CHECKPOINT_FILE), map_location)
+        return self.writer.resume_state(map_location)
+
+    def report(self, metrics: dict[str, float], state: dict[str, Any] | None) -> None:
+        import ray.train
+
+        self.writer.report(metrics, state)
+        with tempfile.TemporaryDirectory(prefix="dltune-ckpt-") as tmp:
+            ckpt = None
+            if state is not None and self.rank == 0:
+                checkpoint.save(state, os.path.join(tmp, CHECKPOINT_FILE))
+                ckpt = ray.train.Checkpoint.from_directory(tmp)
+            ray.train.report(metrics, checkpoint=ckpt)
+
+    def finish(self, model: torch.nn.Module, example: tuple[torch.Tensor, ...], summary: dict[str, Any]) -> None:
+        self.writer.finish(model, example, summary)
+
+
+def train_worker(loop_config: dict[str, Any]) -> None:
+    import ray.train
+
+    from dltune.train.loop import train_loop
+
+    cfg = from_dict(loop_config["config"])
+    rank = ray.train.get_context().get_world_rank()
+    train_loop(cfg, RayTrainSession(cfg, rank, loop_config["resume"]))
+
+
+def run_ray_train(cfg: Config, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    exp_dir = experiment_dir(cfg)
+    prepare_experiment_dir(exp_dir, resume, overwrite)
+    resources = worker_resources(cfg)
+    init_ray(cfg.scaling.num_workers * cfg.scaling.cpus_per_worker, cfg.scaling.num_workers * resources.get("GPU", 0))
+    trainer = TorchTrainer(
+        train_worker,
+        train_loop_config={"config": schema.to_mapping(cfg), "resume": resume},
+        scaling_config=ScalingConfig(num_workers=cfg.scaling.num_workers, use_gpu=cfg.scaling.use_gpu, resources_per_worker=resources),
+        run_config=RunConfig(
+            name="ray_train",
+            storage_path=ray_storage_path(exp_dir),
+            failure_config=FailureConfig(max_failures=cfg.scaling.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+        ),
+    )
+    result = trainer.fit()
+    if result.error is not None:
+        raise RuntimeError(f"Ray Train run failed: {result.error}") from result.error
+    summary = read_summary(exp_dir)
+    if summary is None:
+        raise UserError(f"Ray Train finished but wrote no summary.json to {exp_dir}")
+    return summary
+
+
+def ray_storage_path(exp_dir: str) -> str:
+    """Ray wants an absolute local path or a URI for its own checkpoints."""
+    return exp_dir if "://" in exp_dir else os.path.abspath(exp_dir)

@@ -1,0 +1,1 @@
+"""The training loop and where its results go; no Ray imports here."""
