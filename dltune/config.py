@@ -5,6 +5,7 @@ text here by ``python -m dltune.docs``).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -165,6 +166,19 @@ def load_config(path: str | None, overrides: list[str] = (), cls: type = Config)
     if not cfg.output.experiment:
         cfg.output.experiment = experiment_name(path)
     return cfg
+
+
+def absolute_paths(cfg: Config) -> Config:
+    """A copy of ``cfg`` whose local paths no longer depend on the working directory
+    (Ray workers run in a directory of their own)."""
+    def fix(path: str) -> str:
+        return os.path.abspath(os.path.expanduser(path)) if path and not storage.is_remote(path) else path
+
+    return dataclasses.replace(
+        cfg,
+        data=dataclasses.replace(cfg.data, path=fix(cfg.data.path), val_path=fix(cfg.data.val_path)),
+        output=dataclasses.replace(cfg.output, dir=fix(cfg.output.dir)),
+    )
 
 
 def to_yaml(cfg: Any) -> str:

@@ -20,8 +20,10 @@ from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
 
+from dltune.errors import UserError
 
-class StorageError(Exception):
+
+class StorageError(UserError):
     """A path that cannot be reached or a filesystem whose client is missing."""
 
 
@@ -89,17 +91,21 @@ def _hdfs_filesystem(netloc: str) -> pafs.FileSystem:
         ) from exc
 
 
-def _webhdfs_filesystem(netloc: str) -> pafs.FileSystem:
+def _webhdfs_filesystem(netloc: str, uri_user: str | None) -> pafs.FileSystem:
     try:
         from fsspec.implementations.webhdfs import WebHDFS
     except ImportError as exc:
         raise StorageError("webhdfs:// paths need fsspec and requests: pip install fsspec requests") from exc
     host, _, port = netloc.rpartition(":") if ":" in netloc else (netloc, "", "")
+    user = uri_user or os.environ.get("HADOOP_USER_NAME")
+    password = os.environ.get("HADOOP_USER_PASSWORD")
+    if password and not user:
+        raise StorageError("HADOOP_USER_PASSWORD is set but no user: set HADOOP_USER_NAME (or webhdfs://USER@host/...)")
     fs = WebHDFS(
         host=host or netloc,
         port=int(port) if port else 9870,
-        user=os.environ.get("HADOOP_USER_NAME"),
-        password=os.environ.get("HADOOP_USER_PASSWORD"),
+        user=user,
+        password=password,
         kerberos=bool(os.environ.get("KRB5CCNAME")),
         use_https=os.environ.get("DLTUNE_WEBHDFS_HTTPS", "") == "1",
     )
@@ -118,7 +124,7 @@ def filesystem(path: str) -> tuple[pafs.FileSystem, str]:
     if scheme in ("hdfs", "viewfs"):
         return _hdfs_filesystem(netloc), parts.path or "/"
     if scheme == "webhdfs":
-        return _webhdfs_filesystem(netloc), parts.path or "/"
+        return _webhdfs_filesystem(netloc, parts.username), parts.path or "/"
     raise StorageError(f"unsupported storage scheme '{scheme}://' in {redact(path)}; use a local path, hdfs://, webhdfs:// or s3://")
 
 

@@ -43,7 +43,10 @@ class ShardedOrder:
         else:
             order = torch.arange(n)
         if self.world > 1:
-            order = order[: n - n % self.world][self.rank :: self.world]
+            # Training cuts to a multiple of world so every rank takes the same number of
+            # steps; evaluation (no per-batch collectives) keeps every sample.
+            usable = n - n % self.world if self.shuffle else n
+            order = order[:usable][self.rank :: self.world]
         return order
 
     def sample_ids(self) -> torch.Tensor:
@@ -51,9 +54,7 @@ class ShardedOrder:
         return self.ids[self.indices()]
 
     def __len__(self) -> int:
-        n = self.size
-        per_rank = (n - n % self.world) // self.world if self.world > 1 else n
-        return (per_rank + self.batch_size - 1) // self.batch_size
+        return (self.num_samples + self.batch_size - 1) // self.batch_size
 
     @property
     def num_samples(self) -> int:

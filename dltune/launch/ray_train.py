@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from dltune import schema
-from dltune.config import Config, from_dict
+from dltune.config import Config, absolute_paths, from_dict
 from dltune.errors import UserError
 from dltune.train import checkpoint
 from dltune.train.session import LocalSession, Session, experiment_dir, prepare_experiment_dir, read_summary
@@ -101,6 +101,7 @@ def run_ray_train(cfg: Config, resume: bool = False, overwrite: bool = False) ->
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    cfg = absolute_paths(cfg)
     exp_dir = experiment_dir(cfg)
     prepare_experiment_dir(exp_dir, resume, overwrite)
     resources = worker_resources(cfg)

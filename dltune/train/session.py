@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from typing import Any
 
 import torch
@@ -52,7 +53,8 @@ def prepare_experiment_dir(exp_dir: str, resume: bool, overwrite: bool) -> None:
             raise UserError(f"--resume: the run at {storage.redact(exp_dir)} already finished (summary.json exists); use --overwrite to start over")
         return
     if storage.list_files(exp_dir):
-        raise UserError(f"{storage.redact(exp_dir)} already holds a run; pass --resume to continue it, --overwrite to replace it, or set output.experiment")
+        state = "a finished run" if read_summary(exp_dir) is not None else "an unfinished run (no summary.json)"
+        raise UserError(f"{storage.redact(exp_dir)} already holds {state}; pass --resume to continue it, --overwrite to replace it, or set output.experiment")
 
 
 def _json_safe(value: Any) -> Any:
@@ -191,9 +193,11 @@ def _torchscript(model: nn.Module, example: tuple[torch.Tensor, ...]) -> tuple[A
     errors = []
     for how in ("script", "trace"):
         try:
-            if how == "script":
-                return torch.jit.script(model), ""
-            return torch.jit.trace(model, example, check_trace=False), ""
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # TorchScript's deprecation notice
+                if how == "script":
+                    return torch.jit.script(model), ""
+                return torch.jit.trace(model, example, check_trace=False), ""
         except Exception as exc:  # noqa: BLE001 - any scripting failure just means no TorchScript export
             errors.append(f"{how}: {storage.first_line(str(exc))[:200]}")
     return None, "; ".join(errors)

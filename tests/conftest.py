@@ -1,0 +1,78 @@
+"""Shared fixtures: tiny datasets written by the tests, CLI runner, Ray lifecycle."""
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run ``python -m dltune ARGS`` as a user would; returns the finished process."""
+    full_env = dict(os.environ, **(env or {}))
+    full_env.setdefault("OMP_NUM_THREADS", "1")
+    return subprocess.run([sys.executable, "-m", "dltune", *args], capture_output=True, text=True, env=full_env, cwd=cwd or ROOT, timeout=timeout)
+
+
+def write_ctr_parquet(path: Path, rows: int, seed: int = 0, row_group_size: int | None = None, files: int = 1) -> list[Path]:
+    """Dense I1..I3, sparse C1..C2 (strings), binary label with signal; ``files`` part files."""
+    rng = np.random.default_rng(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    written = []
+    per_file = rows // files
+    for i in range(files):
+        n = per_file if i < files - 1 else rows - per_file * (files - 1)
+        dense = rng.normal(size=(n, 3))
+        cats = rng.integers(0, 20, size=(n, 2))
+        score = dense @ np.array([1.5, -1.0, 0.5]) + (cats[:, 0] % 3 == 0) * 1.5 - (cats[:, 1] % 4 == 0)
+        label = (score + rng.normal(scale=0.3, size=n) > 0).astype(np.int64)
+        table = pa.table({
+            "I1": dense[:, 0], "I2": dense[:, 1], "I3": dense[:, 2],
+            "C1": [f"a{c}" for c in cats[:, 0]], "C2": [f"b{c}" for c in cats[:, 1]],
+            "label": label,
+        })
+        out = path / f"part-{i:05d}.parquet"
+        pq.write_table(table, out, row_group_size=row_group_size or n)
+        written.append(out)
+    return written
+
+
+CTR_OVERRIDES = ["data.name=tabular", "data.feature_cols=I1,I2,I3", "data.sparse_cols=C1,C2", "data.label_cols=label", "data.hash_buckets=64", "model.name=deepfm", "model.hidden=[16]"]
+
+
+def write_cifar_batches(root: Path, per_batch: int = 8, seed: int = 0) -> Path:
+    """A CIFAR-10 python-batch directory (data_batch_1..5, test_batch, batches.meta) of random images."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        entry = {b"data": rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8), b"labels": rng.integers(0, 10, size=per_batch).tolist()}
+        with open(folder / name, "wb") as f:
+            pickle.dump(entry, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [f"c{i}".encode() for i in range(10)]}, f)
+    return folder
+
+
+@pytest.fixture
+def ctr_dir(tmp_path: Path) -> Path:
+    write_ctr_parquet(tmp_path / "ctr", rows=600, row_group_size=100, files=3)
+    return tmp_path / "ctr"
+
+
+@pytest.fixture
+def ray_local():
+    """A local Ray with explicit logical CPUs, always shut down."""
+    import ray
+
+    ray.init(num_cpus=4, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False)
+    yield ray
+    ray.shutdown()
