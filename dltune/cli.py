@@ -21,6 +21,8 @@ EPILOG = """examples:
   dltune train configs/quickstart.yaml --launcher torchrun scaling.num_workers=2
   dltune train configs/quickstart.yaml --launcher ray scaling.num_workers=2
   dltune train configs/quickstart.yaml --resume             # continue from the last checkpoint
+  dltune tune configs/quickstart_tune.yaml                  # ASHA search on digits
+  dltune tune configs/quickstart_tune.yaml --resume         # after a crash or Ctrl-C
   dltune check configs/ctr_deepfm.yaml data.path=/mnt/nfs/ctr/train
   dltune automl --help
 
@@ -52,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the experiment from its last checkpoint")
     train.add_argument("--overwrite", action="store_true", help="delete an earlier run of this experiment first")
     train.add_argument("--quiet", action="store_true", help="no progress output")
+
+    tune = sub.add_parser("tune", help="hyperparameter search over training runs with Ray Tune", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _config_args(tune)
+    tune.add_argument("--resume", action="store_true", help="continue an interrupted search (finished trials are not rerun)")
+    tune.add_argument("--overwrite", action="store_true", help="delete an earlier search of this experiment first")
+    tune.add_argument("--quiet", action="store_true", help="no progress output")
 
     check = sub.add_parser("check", help="validate a config and print the resolved plan without training")
     _config_args(check)
@@ -105,6 +113,14 @@ def cmd_train(args: argparse.Namespace, overrides: list[str]) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace, overrides: list[str]) -> int:
+    from dltune.config import load_config
+    from dltune.hpo.tuner import run_search
+
+    run_search(load_config(args.config, overrides), resume=args.resume, overwrite=args.overwrite, verbose=not args.quiet)
+    return 0
+
+
 def cmd_check(args: argparse.Namespace, overrides: list[str]) -> int:
     from dltune.plan import describe_plan
 
@@ -119,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     debug = getattr(args, "debug", False)
-    commands: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {"train": cmd_train, "check": cmd_check}
+    commands: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {"train": cmd_train, "tune": cmd_tune, "check": cmd_check}
     if args.command in commands:
         return run_guarded(lambda: commands[args.command](args, split_overrides(rest)), debug)
     from dltune.automl import cli as automl_cli

@@ -99,6 +99,31 @@ class OutputConfig:
 
 
 @dataclass
+class TuneConfig:
+    space: dict[str, Any] = option({}, help="search space: dotted config key -> {uniform|loguniform: [a, b]}, {quniform: [a, b, q]}, {randint: [a, b]} (inclusive), {choice: [...]} or {grid: [...]}")
+    metric: str = option("val_loss", help="metric to optimise (any reported one: val_acc, val_auc, val_loss, ...)")
+    mode: Literal["min", "max"] = option("min", help="minimise or maximise the metric")
+    num_samples: int = option(8, help="trials to run (grid: repetitions of the whole grid)", min=1)
+    time_budget_s: float = option(0.0, help="stop the search after this many seconds (0: no limit)", min=0.0)
+    max_concurrent_trials: int | Literal["auto"] = option("auto", help="trials at once; auto: as many as the cluster can hold with all their workers")
+    seed: int = option(0, help="seed for searchers that take one")
+    searcher: Literal["auto", "random", "grid", "optuna", "hyperopt", "blendsearch", "cfo", "bohb"] = option("auto", help="search algorithm; auto picks from the space and the job (docs/tuning.md)")
+    sampler: Literal["tpe", "cmaes", "gp"] = option("tpe", help="optuna's sampler")
+    low_cost: dict[str, Any] = option({}, help="blendsearch/cfo: partial config known to be cheap, where the search starts")
+    scheduler: Literal["auto", "fifo", "asha", "hyperband", "median", "pbt", "pb2"] = option("auto", help="trial scheduler; auto: chosen with the searcher when searcher=auto, else fifo (bohb: its HyperBand)")
+    grace_period: int = option(1, help="asha/hyperband/median: epochs before a trial may be stopped", min=1)
+    reduction_factor: float = option(3.0, help="asha/hyperband/bohb: keep 1/reduction_factor at each rung", gt=1.0)
+    perturbation_interval: int = option(2, help="pbt/pb2: epochs between exploit/explore steps", min=1)
+    mutations: dict[str, Any] = option({}, help="pbt: keys to mutate (same grammar as space); empty: the space's keys. pb2: bounds from uniform/loguniform entries")
+    quantile_fraction: float = option(0.25, help="pbt/pb2: bottom fraction that copies the top fraction", gt=0.0, max=0.5)
+    synch: bool = option(False, help="pbt: synchronous PBT (every trial waits at each perturbation point; no straggler misses an exploit)")
+    resample_probability: float = option(0.25, help="pbt: chance to resample a mutated value instead of perturbing it", min=0.0, max=1.0)
+    max_failures: int = option(0, help="retries of a failed trial from its last checkpoint", min=0)
+    top_k: int = option(5, help="best trials shown at the end", min=1)
+    local_cpus: float = option(0.0, help="local Ray only: logical CPUs to start Ray with (0: the machine's cores)", min=0.0)
+
+
+@dataclass
 class Config:
     data: DataConfig = section(DataConfig, help="dataset")
     model: ModelConfig = section(ModelConfig, help="model")
@@ -106,6 +131,7 @@ class Config:
     train: TrainConfig = section(TrainConfig, help="training loop")
     scaling: ScalingConfig = section(ScalingConfig, help="processes and devices")
     output: OutputConfig = section(OutputConfig, help="where results go")
+    tune: TuneConfig = section(TuneConfig, help="hyperparameter search (dltune tune)")
 
     def validate(self) -> None:
         if self.data.name in ("cifar10", "imagefolder", "tabular") and not self.data.path:
@@ -119,6 +145,10 @@ class Config:
                 raise ConfigError("data.num_classes: set the number of classes for multiclass tabular data")
         if self.model.name == "deepfm" and not self.model.target and self.data.name != "tabular" and not (self.data.name == "synthetic" and self.data.task != "multiclass"):
             raise ConfigError("model.name: deepfm needs tabular data (data.name=tabular)")
+        if self.tune.space:
+            from dltune.hpo.space import parse_space
+
+            parse_space(self.tune.space, "tune.space")
         if self.scaling.launcher == "local" and self.scaling.num_workers > 1 and "WORLD_SIZE" not in os.environ:
             raise ConfigError("scaling.num_workers: the local launcher runs one process; use scaling.launcher=torchrun or ray for more")
 

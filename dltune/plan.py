@@ -34,4 +34,9 @@ def describe_plan(config_path: str, overrides: list[str]) -> str:
         ("precision", precision),
     ]
     width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows) + "\nconfig OK"
+    text = "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+    if cfg.tune.space:
+        from dltune.hpo.tuner import local_cluster_resources, make_plan
+
+        text += "\n\ndltune tune (local Ray; a cluster in RAY_ADDRESS may offer more):\n" + make_plan(cfg, local_cluster_resources(cfg)).describe()
+    return text + "\nconfig OK"

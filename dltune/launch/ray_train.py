@@ -45,31 +45,28 @@ def worker_resources(cfg: Config) -> dict[str, float]:
 
 
 class RayTrainSession(Session):
-    """Reports every epoch to Ray Train (with rank 0's checkpoint) and writes the
-    experiment directory from rank 0 like a local run. After a worker failure Ray
-    restarts the group and ``resume_state`` continues from Ray's last checkpoint."""
+    """Reports every epoch to Ray Train (with rank 0's checkpoint) and hands the
+    rest to ``writer``: rank 0's LocalSession for `dltune train`, a silent
+    Session inside a Tune trial. After a worker failure Ray restarts the group
+    and ``resume_state`` continues from Ray Train's last checkpoint; a fresh
+    group starts from ``initial_checkpoint`` (a Tune trial's, e.g. after a PBT
+    exploit) or from the writer's own resume point."""
 
-    def __init__(self, cfg: Config, rank: int, resume: bool) -> None:
-        super().__init__(cfg, rank, resume)
-        restart = self._ray_checkpoint() is not None
-        # A restarted worker group continues the same experiment directory.
-        self.writer = LocalSession(cfg, rank, resume or restart) if rank == 0 else Session(cfg, rank, resume or restart)
-        self.progress = self.writer.progress
-
-    @staticmethod
-    def _ray_checkpoint() -> Any:
-        import ray.train
-
-        return ray.train.get_checkpoint()
+    def __init__(self, cfg: Config, rank: int, writer: Session, initial_checkpoint: Any = None) -> None:
+        super().__init__(cfg, rank, writer.resume)
+        self.writer = writer
+        self.initial_checkpoint = initial_checkpoint
+        self.progress = writer.progress
 
     def start(self, plan: dict[str, Any]) -> None:
         self.writer.start(plan)
 
     def resume_state(self, map_location: torch.device) -> dict[str, Any] | None:
-        ckpt = self._ray_checkpoint()
+        import ray.train
+
+        ckpt = ray.train.get_checkpoint() or self.initial_checkpoint
         if ckpt is not None:
-            with ckpt.as_directory() as path:
-                return checkpoint.load(os.path.join(path, CHECKPOINT_FILE), map_location)
+            return load_ray_checkpoint(ckpt, map_location)
         return self.writer.resume_state(map_location)
 
     def report(self, metrics: dict[str, float], state: dict[str, Any] | None) -> None:
@@ -87,6 +84,12 @@ class RayTrainSession(Session):
         self.writer.finish(model, example, summary)
 
 
+def load_ray_checkpoint(ckpt: Any, map_location: torch.device | str = "cpu") -> dict[str, Any]:
+    """The training state inside a Ray (Train or Tune) checkpoint."""
+    with ckpt.as_directory() as path:
+        return checkpoint.load(os.path.join(path, CHECKPOINT_FILE), map_location)
+
+
 def train_worker(loop_config: dict[str, Any]) -> None:
     import ray.train
 
@@ -94,7 +97,9 @@ def train_worker(loop_config: dict[str, Any]) -> None:
 
     cfg = from_dict(loop_config["config"])
     rank = ray.train.get_context().get_world_rank()
-    train_loop(cfg, RayTrainSession(cfg, rank, loop_config["resume"]))
+    resume = loop_config["resume"] or ray.train.get_checkpoint() is not None  # a restarted group continues the same directory
+    writer = LocalSession(cfg, rank, resume) if rank == 0 else Session(cfg, rank, resume)
+    train_loop(cfg, RayTrainSession(cfg, rank, writer))
 
 
 def run_ray_train(cfg: Config, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:

@@ -9,13 +9,18 @@ import torch
 from torch import nn
 
 from dltune import storage
+from dltune.config import OptimConfig
+from dltune.train.optim import apply_hyperparameters
 
 CHECKPOINT_NAME = re.compile(r"epoch_(\d+)\.pt$")
 
 
-def capture(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any, epoch: int) -> dict[str, Any]:
-    """Everything needed to continue after ``epoch`` epochs exactly as an uninterrupted run."""
+def capture(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any, epoch: int, extra: dict[str, Any]) -> dict[str, Any]:
+    """Everything needed to continue after ``epoch`` epochs exactly as an uninterrupted run,
+    plus ``extra`` (the optimizer hyperparameters, the data spec and an example input,
+    so a model can be rebuilt and exported from the checkpoint alone)."""
     state: dict[str, Any] = {
+        **extra,
         "epoch": epoch,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -28,11 +33,13 @@ def capture(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, 
     return state
 
 
-def restore(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any) -> int:
-    """Load ``state`` into the live objects; returns the number of epochs already done."""
+def restore(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any, optim_cfg: OptimConfig) -> int:
+    """Load ``state`` into the live objects, keeping ``optim_cfg``'s hyperparameters;
+    returns the number of epochs already done."""
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
+    apply_hyperparameters(optim_cfg, optimizer, scheduler, state.get("optim", {}))
     scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["rng_cpu"].cpu())
     if "rng_cuda" in state and torch.cuda.is_available():

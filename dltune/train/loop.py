@@ -4,6 +4,7 @@ environment; results go to the session. No Ray imports here."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 import time
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ class Run:
     precision: str
     steps_per_epoch: int
     start_epoch: int
+    example: tuple[torch.Tensor, ...]
 
     @property
     def channels_last(self) -> bool:
@@ -88,13 +90,13 @@ def build_run(cfg: Config, session: Session, info: dist.DistInfo) -> Run:
     start_epoch = 0
     state = session.resume_state(info.device)
     if state is not None:
-        start_epoch = checkpoint.restore(state, model, optimizer, scheduler, scaler)
+        start_epoch = checkpoint.restore(state, model, optimizer, scheduler, scaler, cfg.optim)
     train_model: nn.Module = model
     if info.world > 1:
         train_model = DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
     if cfg.train.compile:
         train_model = torch.compile(train_model)
-    return Run(cfg, info, data, model, train_model, optimizer, scheduler, scaler, precision, steps, start_epoch)
+    return Run(cfg, info, data, model, train_model, optimizer, scheduler, scaler, precision, steps, start_epoch, example_inputs(data))
 
 
 def shard_report(run: Run) -> dict[str, Any]:
@@ -147,9 +149,19 @@ def train_epoch(run: Run, epoch: int, session: Session) -> dict[str, float]:
     }
 
 
-def example_inputs(run: Run) -> tuple[torch.Tensor, ...]:
-    inputs, _ = next(iter(run.data.val))
-    return tuple(t[:2] for t in inputs)
+def example_inputs(data: Datasets) -> tuple[torch.Tensor, ...]:
+    """Two samples, for TorchScript tracing and export from a checkpoint."""
+    inputs, _ = next(iter(data.val), None) or next(iter(data.train))
+    return tuple(t[:2].cpu() for t in inputs)
+
+
+def checkpoint_extra(run: Run) -> dict[str, Any]:
+    optim = run.cfg.optim
+    return {
+        "optim": {"lr": optim.lr, "weight_decay": optim.weight_decay, "momentum": optim.momentum},
+        "data_spec": dataclasses.asdict(run.data.spec),
+        "example": run.example,
+    }
 
 
 def train_loop(cfg: Config, session: Session) -> dict[str, Any]:
@@ -177,10 +189,10 @@ def train_loop(cfg: Config, session: Session) -> dict[str, Any]:
             if last or (epoch + 1) % cfg.train.eval_every == 0:
                 metrics.update(evaluate(run.model, run.data.val, run.data.spec, info, autocast_for(run.precision, info.device), run.channels_last))
             due = last or (epoch + 1) % cfg.train.checkpoint_every == 0
-            state = checkpoint.capture(run.model, run.optimizer, run.scheduler, run.scaler, epoch + 1) if due else None
+            state = checkpoint.capture(run.model, run.optimizer, run.scheduler, run.scaler, epoch + 1, checkpoint_extra(run)) if due else None
             session.report(metrics, state)
         summary = {**plan, "epochs": cfg.train.epochs, **shards}
-        session.finish(run.model, example_inputs(run), summary)
+        session.finish(run.model, run.example, summary)
         return {**summary, "final_metrics": metrics}
     finally:
         dist.teardown(info)

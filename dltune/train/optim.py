@@ -36,3 +36,24 @@ def build_scheduler(cfg: OptimConfig, optimizer: torch.optim.Optimizer, steps_pe
         pct = cfg.warmup_epochs / epochs if cfg.warmup_epochs else 0.3
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=min(0.9, max(0.01, pct)))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(cfg, step, steps_per_epoch, total))
+
+
+def apply_hyperparameters(cfg: OptimConfig, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler, saved: dict[str, float]) -> None:
+    """Put this config's optimizer hyperparameters into state loaded from a checkpoint.
+
+    Loading an optimizer state restores the lr and weight decay it was saved
+    with; after a PBT exploit the trial's (mutated) config must win. The lr is
+    rescaled rather than overwritten so the schedule's position is kept.
+    """
+    ratio = cfg.lr / saved["lr"] if saved.get("lr") else 1.0
+    if ratio != 1.0:
+        scheduler.base_lrs = [lr * ratio for lr in scheduler.base_lrs]
+    for group in optimizer.param_groups:
+        for key in ("lr", "initial_lr", "max_lr", "min_lr"):  # the last three: OneCycleLR's bookkeeping
+            if key in group:
+                group[key] *= ratio
+        group["weight_decay"] = cfg.weight_decay
+        if "momentum" in group:
+            group["momentum"] = cfg.momentum
+        if "betas" in group:
+            group["betas"] = (cfg.momentum, group["betas"][1])

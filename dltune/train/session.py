@@ -13,7 +13,6 @@ import os
 import shutil
 import tempfile
 import time
-import warnings
 from typing import Any
 
 import torch
@@ -24,6 +23,7 @@ from dltune import storage
 from dltune.config import Config
 from dltune.errors import UserError
 from dltune.train import checkpoint
+from dltune.train.export import export_model
 from dltune.train.progress import Progress
 
 SUMMARY = "summary.json"
@@ -163,20 +163,7 @@ class LocalSession(Session):
             storage.delete(old)
 
     def finish(self, model: nn.Module, example: tuple[torch.Tensor, ...], summary: dict[str, Any]) -> None:
-        model = model.cpu().eval()
-        exported = {"state_dict": "model/model_state.pt"}
-        model_dir = self._local("model")
-        os.makedirs(model_dir, exist_ok=True)
-        torch.save(model.state_dict(), os.path.join(model_dir, "model_state.pt"))
-        if self.cfg.output.export_torchscript:
-            scripted, why = _torchscript(model, tuple(t.cpu() for t in example))
-            if scripted is not None:
-                scripted.save(os.path.join(model_dir, "model_scripted.pt"))
-                exported["torchscript"] = "model/model_scripted.pt"
-            else:
-                exported["torchscript_skipped"] = why
-        if self.remote:
-            storage.upload_dir(model_dir, storage.join(self.exp_dir, "model"))
+        exported = export_model(model, example, storage.join(self.exp_dir, "model"), self.cfg.output.export_torchscript, prefix="model/")
         final = {k: _json_safe(v) for k, v in (self.history[-1] if self.history else {}).items()}
         self.writer.add_hparams(_hparams(self.cfg), {f"hparam/{k}": v for k, v in final.items() if k.startswith("val_") and v is not None}, run_name=".")
         self.writer.close()
@@ -186,21 +173,6 @@ class LocalSession(Session):
         self.progress.done(summary)
         if self.remote:
             shutil.rmtree(self.work_dir, ignore_errors=True)
-
-
-def _torchscript(model: nn.Module, example: tuple[torch.Tensor, ...]) -> tuple[Any, str]:
-    """Script the model, or trace it on a real batch; (None, reason) when neither works."""
-    errors = []
-    for how in ("script", "trace"):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # TorchScript's deprecation notice
-                if how == "script":
-                    return torch.jit.script(model), ""
-                return torch.jit.trace(model, example, check_trace=False), ""
-        except Exception as exc:  # noqa: BLE001 - any scripting failure just means no TorchScript export
-            errors.append(f"{how}: {storage.first_line(str(exc))[:200]}")
-    return None, "; ".join(errors)
 
 
 def _hparams(cfg: Config) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Hyperparameter search over training runs with Ray Tune."""

@@ -1,0 +1,132 @@
+"""Driver-side view of a running search: live progress for people and one
+TensorBoard log dir with a run per trial (scalars per epoch + hparams)."""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from typing import Any, TextIO
+
+from ray.tune import Callback
+
+from dltune.train.progress import fmt_duration
+
+SKIP_SCALARS = {"epoch", "training_iteration", "timestamp", "time_this_iter_s", "time_total_s", "pid", "time_since_restore", "iterations_since_restore", "checkpoint_dir_name"}
+
+
+def _fmt_config(config: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in config.items())
+
+
+class SearchMonitor(Callback):
+    def __init__(self, metric: str, mode: str, tb_dir: str, time_budget_s: float, num_samples: int, verbose: bool, stream: TextIO | None = None) -> None:
+        self.metric = metric
+        self.mode = mode
+        self.tb_dir = tb_dir
+        self.time_budget_s = time_budget_s
+        self.num_samples = num_samples
+        self.verbose = verbose
+        self.stream = stream  # None: sys.stdout at the time of writing (the Tuner pickles its callbacks)
+        self.live = verbose and (stream or sys.stdout).isatty()
+        self.started = time.time()
+        self.last_line = 0.0
+        self.writers: dict[str, Any] = {}
+        self.best_value: float | None = None
+        self.best_config: dict[str, Any] = {}
+        self.best_trial = ""
+        self.trial_best: dict[str, float] = {}
+        self.status: dict[str, str] = {}
+
+    # --- Ray Tune hooks ---------------------------------------------------
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.status[trial.trial_id] = "running"
+        self._line(trials)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict[str, Any], **info: Any) -> None:
+        self._scalars(trial, result)
+        value = result.get(self.metric)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            prev = self.trial_best.get(trial.trial_id)
+            if prev is None or self._better(value, prev):
+                self.trial_best[trial.trial_id] = value
+            if self.best_value is None or self._better(value, self.best_value):
+                self.best_value, self.best_config, self.best_trial = value, dict(trial.config), trial.trial_id
+        self._line(trials)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.status[trial.trial_id] = "done"
+        self._close(trial)
+        self._line(trials, force=True)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.status[trial.trial_id] = "error"
+        self._close(trial)
+        self._line(trials, force=True)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        for trial in trials:
+            self._close(trial)
+        self._line(trials, force=True)
+        if self.live:
+            self.out.write("\n")
+
+    # --- helpers ------------------------------------------------------------
+    @property
+    def out(self) -> TextIO:
+        return self.stream or sys.stdout
+
+    def _better(self, a: float, b: float) -> bool:
+        return a > b if self.mode == "max" else a < b
+
+    def _writer(self, trial: Any) -> Any:
+        if trial.trial_id not in self.writers:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writers[trial.trial_id] = SummaryWriter(os.path.join(self.tb_dir, trial.trial_id))
+        return self.writers[trial.trial_id]
+
+    def _scalars(self, trial: Any, result: dict[str, Any]) -> None:
+        writer = self._writer(trial)
+        step = int(result.get("epoch", result.get("training_iteration", 0)))
+        for key, value in result.items():
+            if key not in SKIP_SCALARS and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                writer.add_scalar(key, value, step)
+        writer.flush()
+
+    def _close(self, trial: Any) -> None:
+        writer = self.writers.pop(trial.trial_id, None)
+        if writer is None:
+            return
+        hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in trial.config.items()}
+        best = self.trial_best.get(trial.trial_id)
+        writer.add_hparams(hparams, {f"hparam/{self.metric}": best if best is not None else float("nan")}, run_name=".")
+        writer.close()
+
+    def counts(self, trials: list) -> dict[str, int]:
+        out = {"done": 0, "running": 0, "pending": 0, "errored": 0}
+        for t in trials:
+            state = t.status
+            key = {"TERMINATED": "done", "RUNNING": "running", "ERROR": "errored"}.get(state, "pending")
+            out[key] += 1
+        out["pending"] += max(0, self.num_samples - len(trials)) if self.num_samples else 0
+        return out
+
+    def _line(self, trials: list, force: bool = False) -> None:
+        if not self.verbose:
+            return
+        now = time.time()
+        if not force and now - self.last_line < (0.5 if self.live else 10.0):
+            return
+        self.last_line = now
+        c = self.counts(trials)
+        elapsed = fmt_duration(now - self.started)
+        budget = f" / {fmt_duration(self.time_budget_s)}" if self.time_budget_s else ""
+        best = f" | best {self.metric} {self.best_value:.4f} ({_fmt_config(self.best_config)})" if self.best_value is not None else ""
+        text = f"[{elapsed}{budget}] trials: {c['done']} done, {c['running']} running, {c['pending']} pending, {c['errored']} errored{best}"
+        out = self.out
+        if self.live:
+            out.write("\r\033[K" + text[: os.get_terminal_size(out.fileno()).columns - 1])
+        else:
+            out.write(text + "\n")
+        out.flush()

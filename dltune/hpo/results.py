@@ -1,0 +1,145 @@
+"""Search results out: results.csv, best_config.yaml, the best model, the top-k table."""
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from dltune import schema, storage
+from dltune.config import Config
+from dltune.data import DataSpec
+from dltune.hpo.trial import trial_config
+from dltune.launch.ray_train import load_ray_checkpoint
+from dltune.models import build_model
+from dltune.train.export import export_model
+
+
+@dataclass
+class TrialRow:
+    trial_id: str
+    config: dict[str, Any]
+    final: float | None
+    best: float | None
+    epochs: int
+    stop_reason: str
+    wall_time_s: float
+    error: str
+    result: Any = None  # Ray's Result, for checkpoints
+
+    def as_csv(self, keys: list[str], metric: str) -> dict[str, Any]:
+        row: dict[str, Any] = {"trial_id": self.trial_id}
+        row.update({k: self.config.get(k, "") for k in keys})
+        row.update({f"final_{metric}": _num(self.final), f"best_{metric}": _num(self.best), "epochs": self.epochs,
+                    "stop_reason": self.stop_reason, "wall_time_s": round(self.wall_time_s, 3), "error": self.error})
+        return row
+
+
+def _num(value: float | None) -> Any:
+    return "" if value is None or not math.isfinite(value) else value
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
+
+
+TRIAL_DIR_ID = re.compile(r"_([0-9a-f]{5}_\d{5})_")
+
+
+def trial_id_of(trial_path: str) -> str:
+    """The trial id from Ray's trial directory name (NAME_<id>_<index>_<params>_<date>).
+
+    A result's metrics can come from a checkpoint another trial wrote (PBT), so
+    their trial_id field is not trusted.
+    """
+    name = trial_path.rstrip("/").rsplit("/", 1)[-1]
+    match = TRIAL_DIR_ID.search(name)
+    return match.group(1) if match else name
+
+
+def trial_rows(grid: Any, metric: str, mode: str, max_epochs: int, budget_hit: bool) -> list[TrialRow]:
+    """One row per trial, whatever became of it."""
+    rows = []
+    for result in grid:
+        df = result.metrics_dataframe
+        values = df[metric].dropna().tolist() if df is not None and metric in df else []
+        best = (max(values) if mode == "max" else min(values)) if values else None
+        last = result.metrics or {}
+        epochs = int(last.get("epoch", 0) or 0)
+        if result.error is not None:
+            reason = "error"
+        elif epochs >= max_epochs:
+            reason = "completed"
+        else:
+            reason = "time_budget" if budget_hit else "early_stopped"
+        error = storage.redact(storage.first_line(str(result.error))) if result.error is not None else ""
+        rows.append(TrialRow(
+            trial_id=trial_id_of(result.path),
+            config=dict(result.config or {}),
+            final=_finite(last.get(metric)),
+            best=_finite(best),
+            epochs=epochs,
+            stop_reason=reason,
+            wall_time_s=float(last.get("time_total_s", 0.0) or 0.0),
+            error=error,
+            result=result,
+        ))
+    return rows
+
+
+def rank_rows(rows: list[TrialRow], mode: str) -> list[TrialRow]:
+    scored = [r for r in rows if r.best is not None]
+    return sorted(scored, key=lambda r: r.best if mode == "min" else -r.best)  # type: ignore[operator]
+
+
+def write_results_csv(rows: list[TrialRow], keys: list[str], metric: str, path: str) -> None:
+    buf = io.StringIO()
+    fields = ["trial_id", *keys, f"final_{metric}", f"best_{metric}", "epochs", "stop_reason", "wall_time_s", "error"]
+    writer = csv.DictWriter(buf, fieldnames=fields)
+    writer.writeheader()
+    for row in sorted(rows, key=lambda r: r.trial_id):
+        writer.writerow(row.as_csv(keys, metric))
+    storage.write_text(path, storage.redact(buf.getvalue()))
+
+
+def best_config(base: dict[str, Any], overrides: dict[str, Any], experiment: str) -> Config:
+    """A complete config for `dltune train`: the base with the best values, without the tune section."""
+    mapping = copy.deepcopy(base)
+    mapping.pop("tune", None)
+    cfg = trial_config(mapping, overrides)
+    cfg.output.experiment = f"{experiment}-best"
+    return cfg
+
+
+def best_config_yaml(cfg: Config) -> str:
+    mapping = schema.to_mapping(cfg)
+    mapping.pop("tune", None)
+    return yaml.safe_dump(storage.redact(mapping), sort_keys=False)
+
+
+def export_best_model(best_result: Any, cfg: Config, metric: str, mode: str, directory: str) -> dict[str, Any]:
+    """Rebuild the best trial's model from its best checkpoint and export it."""
+    ckpt = best_result.get_best_checkpoint(metric, mode) or best_result.checkpoint
+    if ckpt is None:
+        return {"skipped": "the best trial left no checkpoint"}
+    state = load_ray_checkpoint(ckpt)
+    spec = DataSpec(**{**state["data_spec"], "input_shape": tuple(state["data_spec"]["input_shape"])})
+    model = build_model(cfg.model, spec)
+    model.load_state_dict(state["model"])
+    exported = export_model(model, tuple(state["example"]), directory, cfg.output.export_torchscript, prefix="best_model/")
+    return {**exported, "epoch": int(state["epoch"])}
+
+
+def table(rows: list[TrialRow], keys: list[str], metric: str, top_k: int) -> str:
+    header = ["rank", "trial", f"best {metric}", "epochs", "stop", *keys]
+    lines = [header]
+    for i, row in enumerate(rows[:top_k], start=1):
+        vals = [f"{row.config.get(k):.4g}" if isinstance(row.config.get(k), float) else str(row.config.get(k, "")) for k in keys]
+        lines.append([str(i), row.trial_id, f"{row.best:.4f}" if row.best is not None else "-", str(row.epochs), row.stop_reason, *vals])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)

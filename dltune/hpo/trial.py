@@ -1,0 +1,139 @@
+"""What runs inside one Tune trial.
+
+Single-worker trials call the training loop right here (no Train controller,
+about a second of start-up). Multi-worker trials build a Ray Train
+TorchTrainer (the Train V2 driver pattern) and forward each epoch's metrics and
+checkpoint to Tune, so schedulers (ASHA, PBT) see them and PBT can copy them.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import queue
+import tempfile
+import threading
+from typing import Any
+
+import torch
+
+from dltune import schema, storage
+from dltune.config import Config, from_dict
+from dltune.launch.ray_train import CHECKPOINT_FILE, RayTrainSession, load_ray_checkpoint, ray_storage_path, worker_resources
+from dltune.train import checkpoint
+from dltune.train.session import Session
+
+FORWARD_POLL_S = 0.5
+
+
+def trial_config(base: dict[str, Any], overrides: dict[str, Any]) -> Config:
+    """The base config with one trial's sampled values put in by dotted key."""
+    mapping = copy.deepcopy(base)
+    for key, value in overrides.items():
+        schema.set_dotted(Config, mapping, key, value)
+    return from_dict(mapping)
+
+
+class TuneSession(Session):
+    """Reports each epoch to Tune with a checkpoint when one is due; resumes from Tune's checkpoint."""
+
+    def resume_state(self, map_location: torch.device) -> dict[str, Any] | None:
+        import ray.tune
+
+        ckpt = ray.tune.get_checkpoint()
+        return load_ray_checkpoint(ckpt, map_location) if ckpt is not None else None
+
+    def report(self, metrics: dict[str, float], state: dict[str, Any] | None) -> None:
+        import ray.tune
+
+        if state is None:
+            ray.tune.report(metrics)
+            return
+        with tempfile.TemporaryDirectory(prefix="dltune-trial-") as tmp:
+            checkpoint.save(state, os.path.join(tmp, CHECKPOINT_FILE))
+            ray.tune.report(metrics, checkpoint=ray.tune.Checkpoint.from_directory(tmp))
+
+
+def single_worker_trial(config: dict[str, Any], base: dict[str, Any]) -> None:
+    from dltune.train.loop import train_loop
+
+    cfg = trial_config(base, config)
+    torch.set_num_threads(max(1, int(cfg.scaling.cpus_per_worker)))  # don't let each trial grab every core
+    train_loop(cfg, TuneSession(cfg))
+
+
+def tune_worker(loop_config: dict[str, Any]) -> None:
+    """One Ray Train worker of a multi-worker trial."""
+    import ray.train
+
+    from dltune.train.loop import train_loop
+
+    cfg = from_dict(loop_config["config"])
+    rank = ray.train.get_context().get_world_rank()
+    train_loop(cfg, RayTrainSession(cfg, rank, Session(cfg, rank), loop_config["initial_checkpoint"]))
+
+
+def _forwarding_callback(channel: Any) -> Any:
+    from ray.train.v2.api.callback import UserCallback
+
+    class ForwardToTune(UserCallback):
+        """Runs in the Train controller: passes rank 0's metrics and checkpoint to the trial."""
+
+        def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any) -> None:
+            import ray
+
+            # The controller's own handle rides along so the trial can abort the run (see below).
+            channel.put((metrics[0], checkpoint, ray.get_runtime_context().current_actor))
+
+    return ForwardToTune()
+
+
+def multi_worker_trial(config: dict[str, Any], base: dict[str, Any]) -> None:
+    import ray
+    import ray.tune
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+    from ray.util.queue import Queue
+
+    cfg = trial_config(base, config)
+    channel = Queue(actor_options={"num_cpus": 0})
+    trial_id = ray.tune.get_context().get_trial_id()
+    trainer = TorchTrainer(
+        tune_worker,
+        train_loop_config={"config": schema.to_mapping(cfg), "initial_checkpoint": ray.tune.get_checkpoint()},
+        scaling_config=ScalingConfig(num_workers=cfg.scaling.num_workers, use_gpu=cfg.scaling.use_gpu, resources_per_worker=worker_resources(cfg)),
+        run_config=RunConfig(
+            name=f"train_{trial_id}",
+            storage_path=ray_storage_path(storage.join(cfg.output.dir, cfg.output.experiment, "train_runs")),
+            callbacks=[_forwarding_callback(channel)],
+            failure_config=FailureConfig(max_failures=cfg.scaling.max_failures),
+        ),
+    )
+    outcome: dict[str, Any] = {}
+
+    def fit() -> None:
+        try:
+            outcome["result"] = trainer.fit()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the trial thread below
+            outcome["error"] = exc
+
+    runner = threading.Thread(target=fit, name="dltune-train-driver", daemon=True)
+    runner.start()
+    controller = None
+    try:
+        while runner.is_alive() or not channel.empty():
+            try:
+                metrics, ckpt, controller = channel.get(timeout=FORWARD_POLL_S)
+            except queue.Empty:
+                continue
+            ray.tune.report(metrics, checkpoint=ckpt)  # raises SystemExit when Tune stops or pauses the trial
+    finally:
+        if runner.is_alive() and controller is not None:
+            # Tune stopped this trial (ASHA, a PBT pause or exploit): end the Train run now, or its
+            # worker group would keep holding the CPUs the next trial waits for.
+            ray.kill(controller)
+        channel.shutdown()
+    if "error" in outcome:
+        raise outcome["error"]
+    result = outcome.get("result")
+    if result is not None and result.error is not None:
+        raise RuntimeError(f"Ray Train run of trial {trial_id} failed: {result.error}") from result.error

@@ -1,0 +1,258 @@
+"""`dltune tune`: plan, run Ray Tune over training runs, write the results.
+
+Ray's storage path is output.dir and the experiment name output.experiment,
+so the experiment directory is the same for Ray and for us, and `--resume`
+finds it again after the driver died.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dltune import schema, storage
+from dltune.config import Config, absolute_paths
+from dltune.errors import UserError
+from dltune.hpo import algorithms, results
+from dltune.hpo.monitor import SearchMonitor
+from dltune.hpo.resources import ResourcePlan, plan_resources
+from dltune.hpo.space import grid_size, parse_space
+from dltune.hpo.trial import multi_worker_trial, single_worker_trial
+from dltune.train.session import experiment_dir, prepare_experiment_dir
+
+RAY_LOG = "ray.log"
+
+
+@dataclass
+class TuneResult:
+    experiment_dir: str
+    best_trial: str
+    best_metric: float | None
+    best_config: Config | None
+    rows: list[results.TrialRow] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SearchPlan:
+    """Everything decided before Ray Tune starts (printed by `dltune check` too)."""
+
+    cfg: Config
+    params: list
+    choice: algorithms.Choice
+    resources: ResourcePlan
+    num_trials: int
+
+    def describe(self) -> str:
+        space = ", ".join(f"{p.key}~{p.kind}{list(p.args)}" for p in self.params) or "(empty)"
+        t = self.cfg.tune
+        sampler = f" ({self.choice.sampler})" if self.choice.searcher == "optuna" else ""
+        lines = [
+            f"search: {self.choice.searcher}{sampler} + {self.choice.scheduler}: {self.choice.reason}",
+            f"space: {space}",
+            f"trials: {self.num_trials}, optimising {t.metric} ({t.mode}), time budget {f'{t.time_budget_s:g}s' if t.time_budget_s else 'none'}",
+            self.resources.describe(),
+        ]
+        return "\n".join(lines)
+
+
+def total_trials(cfg: Config, params: list) -> int:
+    return cfg.tune.num_samples * grid_size(params)
+
+
+def make_plan(cfg: Config, cluster: dict[str, float]) -> SearchPlan:
+    params = parse_space(cfg.tune.space)
+    choice = algorithms.resolve_choice(params, cfg)
+    algorithms.check_compatible(choice, params)
+    if cfg.scaling.use_gpu is False and cfg.train.device == "cuda":
+        raise UserError("train.device: cuda in a search needs scaling.use_gpu=true so trials reserve GPUs")
+    n = total_trials(cfg, params)
+    return SearchPlan(cfg, params, choice, plan_resources(cfg, cluster, n), n)
+
+
+def local_cluster_resources(cfg: Config) -> dict[str, float]:
+    """What a local Ray started for this search would offer (before starting it)."""
+    import psutil
+    import torch
+
+    cpus = cfg.tune.local_cpus or float(os.cpu_count() or 1)
+    return {"CPU": cpus, "GPU": float(torch.cuda.device_count()), "memory": psutil.virtual_memory().available * 0.7}
+
+
+def quiet_ray_output() -> None:
+    """Ray Tune's own tables and per-trial TensorBoard loggers: the monitor replaces both
+    (the JSON and CSV loggers, which results are read back from, are added explicitly)."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+def start_ray(cfg: Config, log_path: str) -> dict[str, float]:
+    """Join RAY_ADDRESS or start a local Ray; keep Ray's own log lines out of the terminal."""
+    import ray
+
+    _route_ray_logs(log_path)
+    if not ray.is_initialized():
+        address = os.environ.get("RAY_ADDRESS")
+        if address:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        else:
+            res = local_cluster_resources(cfg)
+            ray.init(num_cpus=int(res["CPU"]), num_gpus=int(res["GPU"]), log_to_driver=False, logging_level=logging.WARNING,
+                     include_dashboard=True, dashboard_host="127.0.0.1")
+    return {k: float(v) for k, v in ray.cluster_resources().items()}
+
+
+def _route_ray_logs(log_path: str) -> None:
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    handler = logging.FileHandler(log_path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("ray", "ray.tune", "ray.train", "ray.data", "flaml", "optuna"):
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            if isinstance(old, logging.StreamHandler) and not isinstance(old, logging.FileHandler):
+                logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+def checkpoint_policy(cfg: Config, plan: SearchPlan) -> Any:
+    """Keep each trial's best two checkpoints (export uses the best; Ray always keeps the
+    latest for retries), but under PBT the most recent few: an exploit copies the donor's
+    latest checkpoint, which must outlive the donor's next report."""
+    from ray.tune import CheckpointConfig
+
+    if algorithms.uses_checkpoint_exploits(plan.choice):
+        return CheckpointConfig(num_to_keep=4)
+    return CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=cfg.tune.metric, checkpoint_score_order=cfg.tune.mode)
+
+
+def _trainable(plan: SearchPlan, base: dict[str, Any], trial_fn: Callable | None) -> Any:
+    from ray import tune
+
+    fn = trial_fn or (multi_worker_trial if plan.resources.uses_train_controller else single_worker_trial)
+    resources = plan.resources.driver if plan.resources.uses_train_controller else plan.resources.worker
+    return tune.with_resources(tune.with_parameters(fn, base=base), {k: v for k, v in resources.items()})
+
+
+def _storage(exp_root: str) -> tuple[str, Any]:
+    """Ray's storage_path and filesystem for output.dir (local path or a URI)."""
+    if storage.is_remote(exp_root):
+        fs, inner = storage.filesystem(exp_root)
+        return inner, fs
+    return os.path.abspath(exp_root), None
+
+
+def run_search(cfg: Config, resume: bool = False, overwrite: bool = False, verbose: bool = True, trial_fn: Callable | None = None) -> TuneResult:
+    """Run the search described by ``cfg.tune``; ``trial_fn`` replaces the training trial (benchmarks)."""
+    from ray import tune
+    from ray.tune import FailureConfig, RunConfig
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    cfg = absolute_paths(cfg)
+    if not cfg.tune.space and trial_fn is None:
+        raise UserError("tune.space: empty; give at least one key to search, e.g. optim.lr: {loguniform: [1.0e-4, 1.0e-1]}")
+    exp_dir = experiment_dir(cfg)
+    prepare_experiment_dir(exp_dir, resume, overwrite)
+    work = tempfile.mkdtemp(prefix="dltune-tune-")
+    log_path = os.path.join(exp_dir if not storage.is_remote(exp_dir) else work, RAY_LOG)
+    started = time.time()
+    quiet_ray_output()
+    import ray
+
+    if not ray.is_initialized() and not os.environ.get("RAY_ADDRESS"):
+        make_plan(cfg, local_cluster_resources(cfg))  # refuse an impossible plan before paying for Ray's start
+    cluster = start_ray(cfg, log_path)
+    plan = make_plan(cfg, cluster)
+    if verbose:
+        print(f"dltune tune: {storage.redact(exp_dir)}\n{plan.describe()}", flush=True)
+    base = schema.to_mapping(cfg)
+    if algorithms.uses_checkpoint_exploits(plan.choice):
+        base["train"]["checkpoint_every"] = 1  # an exploit copies the latest checkpoint: keep one every epoch
+    tb_local = os.path.join(work, "tensorboard") if storage.is_remote(exp_dir) else storage.join(exp_dir, "tensorboard")
+    monitor = SearchMonitor(cfg.tune.metric, cfg.tune.mode, tb_local, cfg.tune.time_budget_s, plan.num_trials, verbose)
+    storage_path, fs = _storage(cfg.output.dir)
+    run_config = RunConfig(
+        name=cfg.output.experiment,
+        storage_path=storage_path,
+        storage_filesystem=fs,
+        callbacks=[monitor, JsonLoggerCallback(), CSVLoggerCallback()],
+        verbose=0,
+        failure_config=FailureConfig(max_failures=cfg.tune.max_failures),
+        checkpoint_config=checkpoint_policy(cfg, plan),
+    )
+    trainable = _trainable(plan, base, trial_fn)
+    if resume and tune.Tuner.can_restore(exp_dir, storage_filesystem=fs):
+        tuner = tune.Tuner.restore(exp_dir, trainable=trainable, resume_errored=True, storage_filesystem=fs,
+                                   param_space=algorithms.param_space(plan.params, plan.choice))
+    else:
+        if resume:
+            raise UserError(f"--resume: no Ray Tune experiment state at {storage.redact(exp_dir)}")
+        tuner = tune.Tuner(
+            trainable,
+            param_space=algorithms.param_space(plan.params, plan.choice),
+            tune_config=tune.TuneConfig(
+                metric=cfg.tune.metric,
+                mode=cfg.tune.mode,
+                search_alg=algorithms.build_searcher(plan.choice, cfg.tune, plan.resources.concurrency),
+                scheduler=algorithms.build_scheduler(plan.choice, cfg, plan.params),
+                num_samples=cfg.tune.num_samples,
+                max_concurrent_trials=plan.resources.concurrency,
+                time_budget_s=cfg.tune.time_budget_s or None,
+            ),
+            run_config=run_config,
+        )
+    grid = tuner.fit()
+    elapsed = time.time() - started
+    budget_hit = bool(cfg.tune.time_budget_s) and elapsed >= cfg.tune.time_budget_s
+    out = write_outputs(cfg, plan, grid, exp_dir, base, elapsed, budget_hit, verbose)
+    if storage.is_remote(exp_dir):
+        storage.upload_dir(work, exp_dir)
+    shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def write_outputs(cfg: Config, plan: SearchPlan, grid: Any, exp_dir: str, base: dict[str, Any], elapsed: float, budget_hit: bool, verbose: bool) -> TuneResult:
+    t = cfg.tune
+    keys = [p.key for p in plan.params]
+    rows = results.trial_rows(grid, t.metric, t.mode, cfg.train.epochs, budget_hit)
+    ranked = results.rank_rows(rows, t.mode)
+    results.write_results_csv(rows, keys, t.metric, storage.join(exp_dir, "results.csv"))
+    best_cfg = None
+    exported: dict[str, Any] = {}
+    if ranked:
+        best = ranked[0]
+        best_cfg = results.best_config(base, best.config, cfg.output.experiment)
+        storage.write_text(storage.join(exp_dir, "best_config.yaml"), results.best_config_yaml(best_cfg))
+        exported = results.export_best_model(best.result, best_cfg, t.metric, t.mode, storage.join(exp_dir, "best_model"))
+    counts = {reason: sum(1 for r in rows if r.stop_reason == reason) for reason in ("completed", "early_stopped", "time_budget", "error")}
+    summary = {
+        "status": "finished",
+        "experiment_dir": storage.redact(exp_dir),
+        "searcher": plan.choice.searcher,
+        "sampler": plan.choice.sampler if plan.choice.searcher == "optuna" else None,
+        "scheduler": plan.choice.scheduler,
+        "reason": plan.choice.reason,
+        "metric": t.metric,
+        "mode": t.mode,
+        "trials": len(rows),
+        **counts,
+        "concurrency": plan.resources.concurrency,
+        "best": {"trial_id": ranked[0].trial_id, t.metric: ranked[0].best, "config": ranked[0].config} if ranked else None,
+        "best_model": exported,
+        "wall_time_s": round(elapsed, 3),
+    }
+    storage.write_text(storage.join(exp_dir, "summary.json"), json.dumps(storage.redact(summary), indent=2, default=str) + "\n")
+    if verbose:
+        print(f"\ntop {min(t.top_k, len(ranked))} of {len(rows)} trials by {t.metric} ({t.mode}):")
+        print(results.table(ranked, keys, t.metric, t.top_k))
+        print(f"\noutputs: {storage.redact(exp_dir)} (results.csv, best_config.yaml, best_model/, tensorboard/, summary.json)")
+        if best_cfg is not None:
+            print(f"train the best config: dltune train {storage.redact(storage.join(exp_dir, 'best_config.yaml'))}")
+    return TuneResult(exp_dir, ranked[0].trial_id if ranked else "", ranked[0].best if ranked else None, best_cfg, rows, summary)

@@ -1,0 +1,183 @@
+"""dltune tune on a real local Ray (4 logical CPUs), a few small digits trials per search."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, run_cli
+from dltune.api import tune as tune_api
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+SMALL = ["data.name=digits", "model.name=mlp", "model.hidden=[32]", "train.batch_size=32", "train.max_steps_per_epoch=6", "tune.metric=val_acc", "tune.mode=max"]
+LR_SPACE = "tune.space={optim.lr: {loguniform: [0.0001, 0.05]}, model.dropout: {uniform: [0.0, 0.3]}}"
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    import ray
+
+    ray.init(num_cpus=4, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def _rows(exp: Path) -> list[dict[str, str]]:
+    with open(exp / "results.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _search(tmp_path: Path, name: str, *overrides: str):
+    return tune_api(None, [*SMALL, f"output.dir={tmp_path}", f"output.experiment={name}", *overrides], verbose=False)
+
+
+@pytest.mark.parametrize(
+    ("searcher", "extra"),
+    [
+        ("random", [LR_SPACE]),
+        ("grid", ["tune.space={optim.lr: {grid: [0.001, 0.01]}, model.dropout: {choice: [0.0, 0.2]}}", "tune.num_samples=1"]),
+        ("optuna", [LR_SPACE, "tune.sampler=tpe"]),
+        ("hyperopt", [LR_SPACE]),
+        ("blendsearch", [LR_SPACE, "tune.low_cost={optim.lr: 0.001}"]),
+        ("cfo", [LR_SPACE, "tune.low_cost={optim.lr: 0.001}"]),
+        ("bohb", [LR_SPACE]),
+        ("auto", [LR_SPACE]),
+    ],
+)
+def test_each_searcher_completes_and_respects_num_samples(ray_cluster, tmp_path: Path, searcher: str, extra: list[str]) -> None:
+    result = _search(tmp_path, searcher, f"tune.searcher={searcher}", "tune.num_samples=3", "train.epochs=2", *extra)
+    expected = 4 if searcher == "grid" else 3
+    rows = _rows(tmp_path / searcher)
+    assert len(rows) == expected == result.summary["trials"]
+    assert len({r["trial_id"] for r in rows}) == expected
+    assert result.summary["error"] == 0 and result.best_metric is not None
+    if searcher == "auto":
+        assert result.summary["searcher"] == "bohb" and "multi-fidelity" in result.summary["reason"]
+
+
+def test_asha_stops_weak_trials_early_and_outputs_read_back(ray_cluster, tmp_path: Path) -> None:
+    result = _search(tmp_path, "asha", "tune.searcher=random", "tune.scheduler=asha", "tune.num_samples=8", "train.epochs=6",
+                     "tune.grace_period=1", "tune.reduction_factor=2", "tune.space={optim.lr: {loguniform: [0.00001, 0.05]}}", "tune.seed=3")
+    exp = tmp_path / "asha"
+    rows = _rows(exp)
+    assert len(rows) == 8
+    assert any(int(r["epochs"]) < 6 and r["stop_reason"] == "early_stopped" for r in rows)
+    assert any(r["stop_reason"] == "completed" for r in rows)
+    best = max(rows, key=lambda r: float(r["best_val_acc"]))
+    assert result.best_trial == best["trial_id"] and result.best_metric == pytest.approx(float(best["best_val_acc"]))
+
+    cfg = yaml.safe_load((exp / "best_config.yaml").read_text())
+    assert "tune" not in cfg and cfg["optim"]["lr"] == pytest.approx(float(best["optim.lr"]))
+    assert cfg["output"]["experiment"] == "asha-best"
+    summary = json.loads((exp / "summary.json").read_text())
+    assert summary["best_model"]["torchscript"] == "best_model/model_scripted.pt"
+    assert (exp / "best_model" / "model_state.pt").is_file()
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    runs = sorted(p.name for p in (exp / "tensorboard").iterdir())
+    assert runs == sorted(r["trial_id"] for r in rows)
+    acc = EventAccumulator(str(exp / "tensorboard" / best["trial_id"]))
+    acc.Reload()
+    assert len(acc.Scalars("val_acc")) == int(best["epochs"])
+
+    trained = run_cli("train", str(exp / "best_config.yaml"), f"output.dir={tmp_path}")
+    assert trained.returncode == 0, trained.stderr
+    assert json.loads((tmp_path / "asha-best" / "summary.json").read_text())["status"] == "finished"
+
+
+def _pbt_exploits(exp: Path) -> list[list]:
+    """[target tag, donor tag, target iteration, donor iteration, donor config, new config] per exploit."""
+    path = exp / "pbt_global.txt"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _trial_results(exp: Path) -> dict[str, list[dict]]:
+    out = {}
+    for trial_dir in exp.iterdir():
+        result = trial_dir / "result.json"
+        if result.is_file():
+            lines = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+            if lines:
+                out[lines[0]["trial_id"]] = lines
+    return out
+
+
+def test_pbt_exploit_restores_donor_and_applies_mutated_lr(ray_cluster, tmp_path: Path) -> None:
+    # Single-worker trials only: PBT over multi-worker (TorchTrainer) trials can stall after
+    # a pause on Ray 2.60 (docs/tuning.md, known limits).
+    trials, workers = 4, 1
+    result = _search(tmp_path, "pbt", "tune.searcher=random", "tune.scheduler=pbt", f"tune.num_samples={trials}", "train.epochs=6",
+                     "tune.perturbation_interval=2", "tune.quantile_fraction=0.5", "tune.resample_probability=0.5", "tune.synch=true",
+                     "tune.space={optim.lr: {loguniform: [0.00001, 0.05]}}", "tune.seed=1", "optim.schedule=none",
+                     f"scaling.num_workers={workers}", f"scaling.launcher={'ray' if workers > 1 else 'local'}")
+    exp = tmp_path / "pbt"
+    exploits = _pbt_exploits(exp)
+    assert exploits, "PBT performed no exploit"
+    results = [r for history in _trial_results(exp).values() for r in history]
+    checked = 0
+    for _target, _donor, _target_iter, donor_iter, donor_config, new_config in exploits:
+        donor = [r for r in results if r["config"]["optim.lr"] == donor_config["optim.lr"] and r["training_iteration"] == donor_iter]
+        restored = [r for r in results if r["config"]["optim.lr"] == new_config["optim.lr"]]
+        if donor and restored:
+            first = min(restored, key=lambda r: r["timestamp"])
+            assert first["epoch"] == donor[0]["epoch"] + 1  # continued from the donor's checkpoint
+            assert first["lr"] == pytest.approx(new_config["optim.lr"], rel=1e-9)  # the optimizer uses the mutated lr
+            checked += 1
+    assert checked >= 1
+    assert len(_rows(exp)) == trials and result.summary["error"] == 0
+
+
+def test_two_worker_trial_reports(ray_cluster, tmp_path: Path) -> None:
+    result = _search(tmp_path, "ddp", "tune.searcher=random", "tune.num_samples=1", "train.epochs=2", LR_SPACE, "scaling.launcher=ray", "scaling.num_workers=2")
+    rows = _rows(tmp_path / "ddp")
+    assert len(rows) == 1 and rows[0]["stop_reason"] == "completed" and int(rows[0]["epochs"]) == 2
+    assert result.summary["error"] == 0 and result.best_metric is not None
+
+
+def test_time_budget_is_honoured(ray_cluster, tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = _search(tmp_path, "budget", "tune.searcher=random", "tune.num_samples=200", "train.epochs=3", LR_SPACE, "tune.time_budget_s=12")
+    elapsed = time.monotonic() - started
+    assert result.summary["trials"] < 200
+    assert elapsed < 12 + 60  # budget plus result export, far below running 200 trials
+
+
+def test_resume_after_driver_sigkill_does_not_rerun_finished_trials(tmp_path: Path) -> None:
+    args = [sys.executable, "-m", "dltune", "tune", "configs/quickstart_tune.yaml", *SMALL, f"output.dir={tmp_path}", "output.experiment=killed",
+            "tune.searcher=random", "tune.scheduler=fifo", "tune.num_samples=6", "train.epochs=3", "tune.max_concurrent_trials=1", "tune.local_cpus=2", LR_SPACE]
+    env = dict(os.environ, TUNE_GLOBAL_CHECKPOINT_S="1", RAY_ADDRESS="", OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    exp = tmp_path / "killed"
+    deadline = time.monotonic() + 300
+    finished: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        finished = {tid: len(h) for tid, h in _trial_results(exp).items() if h[-1].get("epoch") == 3} if exp.exists() else {}
+        if len(finished) >= 2:
+            time.sleep(2)  # let the experiment state record them
+            break
+        time.sleep(0.5)
+    assert len(finished) >= 2, "the search did not get going"
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
+    proc.wait()
+    before = {tid: len(h) for tid, h in _trial_results(exp).items() if tid in finished}
+    assert not (exp / "summary.json").exists()
+
+    resumed = run_cli("tune", "configs/quickstart_tune.yaml", *SMALL, f"output.dir={tmp_path}", "output.experiment=killed", "tune.searcher=random",
+                      "tune.scheduler=fifo", "tune.num_samples=6", "train.epochs=3", "tune.max_concurrent_trials=1", "tune.local_cpus=2", LR_SPACE, "--resume",
+                      env={"RAY_ADDRESS": ""})
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rows = _rows(exp)
+    assert len(rows) == 6 and len({r["trial_id"] for r in rows}) == 6
+    after = _trial_results(exp)
+    for tid, n in before.items():
+        assert len(after[tid]) == n, f"finished trial {tid} was rerun"

@@ -1,0 +1,103 @@
+"""Search-space grammar, the auto rule and the resource plan: no Ray cluster needed."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conftest import run_cli
+from dltune.config import load_config
+from dltune.errors import ConfigError
+from dltune.hpo.algorithms import auto_choice, check_compatible, resolve_choice
+from dltune.hpo.resources import ResourcePlanError, plan_resources
+from dltune.hpo.space import parse_space
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ("{optim.lr: {logunifrm: [0.001, 0.1]}}", "tune.space.optim.lr: unknown distribution 'logunifrm' (did you mean 'loguniform'?)"),
+        ("{optim.lrr: {uniform: [0.001, 0.1]}}", "tune.space.optim.lrr: unknown key (did you mean 'lr'?)"),
+        ("{optim.lr: {uniform: [0.1, 0.01]}}", "tune.space.optim.lr.uniform: lower bound 0.1 must be below upper bound 0.01"),
+        ("{optim.lr: {loguniform: [0, 0.1]}}", "tune.space.optim.lr.loguniform: bounds must be > 0"),
+        ("{train.epochs: {randint: [1.5, 4]}}", "tune.space.train.epochs.randint: bounds must be integers"),
+        ("{model.width: {quniform: [8, 64]}}", "tune.space.model.width.quniform: expected 3 numbers"),
+        ("{model.width: 16}", "tune.space.model.width: expected one of"),
+        ("{tune.seed: {choice: [1, 2]}}", "the tune section itself cannot be searched"),
+    ],
+)
+def test_space_grammar_errors_name_the_key(space: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [f"tune.space={space}"])
+    assert message in str(err.value)
+
+
+def test_space_parses_every_kind() -> None:
+    params = parse_space({
+        "optim.lr": {"loguniform": [1e-4, 1e-1]}, "model.dropout": {"uniform": [0.0, 0.5]},
+        "model.width": {"quniform": [8, 64, 8]}, "train.epochs": {"randint": [2, 5]},
+        "optim.name": {"choice": ["sgd", "adamw"]}, "train.batch_size": {"grid": [32, 64]},
+    })
+    assert [p.kind for p in params] == ["loguniform", "uniform", "quniform", "randint", "choice", "grid"]
+
+
+def _cfg(*overrides: str):
+    return load_config(None, list(overrides))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "searcher", "scheduler", "sampler"),
+    [
+        (["train.epochs=5", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}"], "bohb", "hyperband", None),
+        (["train.epochs=1", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}, model.dropout: {uniform: [0, 0.5]}}"], "optuna", "fifo", "gp"),
+        (["train.epochs=1", "tune.num_samples=500", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}"], "optuna", "fifo", "cmaes"),
+        (["train.epochs=1", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}, optim.name: {choice: [sgd, adamw]}}"], "optuna", "fifo", "tpe"),
+        (["train.epochs=5", "tune.low_cost={model.width: 8}", "tune.space={model.width: {randint: [8, 64]}}"], "blendsearch", "fifo", None),
+    ],
+    ids=["multi-fidelity", "low-dim-expensive", "cheap-continuous", "categorical", "low-cost"],
+)
+def test_auto_rule(overrides: list[str], searcher: str, scheduler: str, sampler: str | None) -> None:
+    cfg = _cfg(*overrides)
+    choice = auto_choice(parse_space(cfg.tune.space), cfg)
+    assert (choice.searcher, choice.scheduler) == (searcher, scheduler)
+    if sampler:
+        assert choice.sampler == sampler
+    assert choice.reason
+
+
+def test_incompatible_combinations_are_refused() -> None:
+    cfg = _cfg("tune.searcher=optuna", "tune.space={train.batch_size: {grid: [32, 64]}}")
+    params = parse_space(cfg.tune.space)
+    with pytest.raises(ConfigError, match="grid entries need tune.searcher=random or grid"):
+        check_compatible(resolve_choice(params, cfg), params)
+    cfg = _cfg("tune.searcher=optuna", "tune.scheduler=pbt", "tune.space={optim.lr: {uniform: [0.001, 0.1]}}")
+    with pytest.raises(ConfigError, match="pbt explores by itself"):
+        check_compatible(resolve_choice(parse_space(cfg.tune.space), cfg), parse_space(cfg.tune.space))
+
+
+def test_resource_plan_concurrency_and_refusal() -> None:
+    cfg = _cfg("scaling.launcher=ray", "scaling.num_workers=2", "scaling.cpus_per_worker=2")
+    plan = plan_resources(cfg, {"CPU": 9.0, "memory": 8e9}, num_trials=10)
+    assert plan.per_trial["CPU"] == 4.0 and plan.concurrency == 2 and plan.uses_train_controller
+    assert plan.driver.get("CPU", 0.0) == 0.0  # the driver never holds a CPU its workers need
+    single = plan_resources(_cfg("scaling.use_gpu=true", "scaling.gpus_per_worker=0.25"), {"CPU": 8.0, "GPU": 1.0}, num_trials=10)
+    assert single.concurrency == 4 and not single.uses_train_controller  # 4 quarter-GPU trials share one GPU
+    with pytest.raises(ResourcePlanError, match="one trial needs GPU 1 .* but the cluster has GPU 0"):
+        plan_resources(_cfg("scaling.use_gpu=true"), {"CPU": 8.0}, num_trials=2)
+    capped = plan_resources(_cfg("tune.max_concurrent_trials=8"), {"CPU": 2.0}, num_trials=10)
+    assert capped.concurrency == 2 and "lowered to 2" in capped.notes[0]
+
+
+def test_impossible_plan_is_refused_fast_from_the_cli(tmp_path) -> None:
+    started = time.monotonic()
+    proc = run_cli("tune", "configs/quickstart_tune.yaml", f"output.dir={tmp_path}", "scaling.launcher=ray", "scaling.num_workers=4", "tune.local_cpus=2", env={"RAY_ADDRESS": ""})
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "dltune: error: resource plan: one trial needs CPU 4 (4 worker(s) x 1 CPU) but the cluster has CPU 2"
+    assert time.monotonic() - started < 60  # refused before a Ray cluster is started
+    assert not (tmp_path / "quickstart_tune").exists()
+
+
+def test_check_prints_the_search_plan() -> None:
+    proc = run_cli("check", "configs/quickstart_tune.yaml", "tune.local_cpus=4")
+    assert proc.returncode == 0, proc.stderr
+    assert "search: optuna (tpe) + asha" in proc.stdout and "concurrent trials: 4" in proc.stdout
