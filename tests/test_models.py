@@ -52,3 +52,12 @@ def test_bad_targets() -> None:
         build_model(ModelConfig(target="test_models:nope"), IMAGE)
     with pytest.raises(ConfigError, match="deepfm needs tabular data"):
         build_model(ModelConfig(name="deepfm"), IMAGE)
+
+
+def test_example_custom_model_trains(tmp_path, monkeypatch) -> None:
+    from conftest import ROOT, run_cli
+
+    proc = run_cli("train", "configs/quickstart.yaml", "model.target=custom_model:build", "model.kwargs.channels=8", "train.epochs=2", f"output.dir={tmp_path}",
+                   env={"PYTHONPATH": str(ROOT / "examples")})
+    assert proc.returncode == 0, proc.stderr
+    assert "custom_model:build" in proc.stdout

@@ -10,13 +10,11 @@ import dataclasses
 import importlib.util
 import json
 import re
-from dataclasses import dataclass
 import types
+from dataclasses import dataclass
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-import yaml
-
-from dltune import storage
+from dltune.config import load_mapping
 from dltune.errors import ConfigError
 from dltune.schema import coerce, from_mapping, option, parse_override, set_dotted
 
@@ -40,16 +38,22 @@ MULTICLASS_METRICS = frozenset({"roc_auc_ovr", "roc_auc_ovo", "roc_auc_ovr_weigh
 CLASSIFICATION_ONLY = frozenset({"lrl1", "lrl2", "svc"})
 REGRESSION_ONLY = frozenset({"enet", "lassolars"})
 
+# FLAML fit() arguments that are also config keys: inside estimator_kwargs they set the key.
+FIT_SETTINGS = frozenset({
+    "task", "metric", "time_budget", "estimator_list", "n_jobs", "n_concurrent_trials",
+    "eval_method", "n_splits", "early_stop", "sample", "ensemble", "seed",
+})
+
 _TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 @dataclass
 class AutoMLConfig:
     task_id: str = option("", help="job name, required; outputs go to output_path/task_id/")
-    train_data: str = option("", help="required; "training table: parquet or CSV file, directory of part files or glob (local, hdfs://, webhdfs://, s3://)")
+    train_data: str = option("", help="required; training table: parquet or CSV file, directory of part files or glob (local, hdfs://, webhdfs://, s3://)")
     label_col: str = option("label", help="label column")
     test_data: str | None = option(None, help="held-out table scored after the search; when unset, test_ratio of train_data is split off")
-    feature_cols: list[str] | None = option(None, help="feature columns (default: every column but the label)")
+    feature_cols: list[str] | None = option(None, help="feature columns (unset: every column but the label)")
     test_ratio: float = option(0.2, help="share of train_data held out as test set when test_data is unset (stratified for classification)", gt=0.0, max=0.9)
     output_path: str = option("./outputs", help="where the task directory is written (local, hdfs://, webhdfs://, s3://)")
     task: Task = option("classification", help="classification (binary or multiclass) or regression")
@@ -66,7 +70,7 @@ class AutoMLConfig:
     ensemble: bool = option(False, help="stack the best estimators after the search")
     seed: int = option(1, help="seed for the search and the test split")
     warm_start: str | None = option(None, help="output directory of an earlier job; its best_config_per_estimator is tried first")
-    ray_num_cpus: int | None = option(None, help="logical CPUs of the local Ray cluster started when n_concurrent_trials > 1 and RAY_ADDRESS is unset (default: this machine's cores)", min=1)
+    ray_num_cpus: int | None = option(None, help="logical CPUs of the local Ray cluster started when n_concurrent_trials > 1 and RAY_ADDRESS is unset (unset: this machine's cores)", min=1)
 
     def validate(self) -> None:
         if not self.task_id:
@@ -143,7 +147,7 @@ def _lift_fit_settings(layer: dict[str, Any]) -> dict[str, Any]:
         return layer
     layer, kwargs = dict(layer), dict(kwargs)
     hints = get_type_hints(AutoMLConfig)
-    for key in [k for k in kwargs if k in hints and k != "estimator_kwargs"]:
+    for key in [k for k in kwargs if k in FIT_SETTINGS]:
         value = kwargs.pop(key)
         if key in layer and coerce(layer[key], hints[key], key) != coerce(value, hints[key], f"estimator_kwargs.{key}"):
             raise ConfigError(f"{key}: given as {layer[key]!r} and as {value!r} in estimator_kwargs; keep one")
@@ -161,22 +165,6 @@ def _merge(base: dict[str, Any], layer: dict[str, Any]) -> None:
             base[key] = value
 
 
-def load_yaml(path: str) -> dict[str, Any]:
-    try:
-        text = storage.read_text(path)
-    except storage.StorageError as exc:
-        raise ConfigError(f"config file: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{storage.redact(path)}: not valid YAML: {storage.first_line(str(exc))}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{storage.redact(path)}: expected a mapping of config keys, got {type(data).__name__}")
-    return data
-
-
 def build_config(yaml_path: str | None, flags: dict[str, str], overrides: list[str]) -> AutoMLConfig:
     """YAML file, then command-line flags, then k=v overrides (later wins), checked once."""
     from_flags = {name: flag_value(name, raw) for name, raw in flags.items()}
@@ -185,6 +173,6 @@ def build_config(yaml_path: str | None, flags: dict[str, str], overrides: list[s
         key, value = parse_override(text)
         set_dotted(AutoMLConfig, from_overrides, key, value)
     mapping: dict[str, Any] = {}
-    for layer in (load_yaml(yaml_path) if yaml_path else {}, from_flags, from_overrides):
+    for layer in (load_mapping(yaml_path) if yaml_path else {}, from_flags, from_overrides):
         _merge(mapping, _lift_fit_settings(layer))
     return from_mapping(AutoMLConfig, mapping)

@@ -14,7 +14,7 @@ from dltune.errors import DataError
 from dltune.schema import closest
 
 PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
-CSV_SUFFIXES = (".csv", ".csv.gz")
+CSV_SUFFIXES = (".csv",)
 
 
 @dataclass
@@ -26,7 +26,7 @@ class Tables:
     test_source: str  # where the test rows came from, for metrics.json
 
 
-def _read_file(path: str, columns: list[str] | None) -> pa.Table:
+def _read_file(path: str, columns: list[str] | None, role: str) -> pa.Table:
     shown = storage.redact(path)
     lower = path.lower()
     with storage.open_read(path) as stream:
@@ -34,11 +34,29 @@ def _read_file(path: str, columns: list[str] | None) -> pa.Table:
         stream.seek(0)
         try:
             if is_parquet:
-                return pq.read_table(stream, columns=columns)
-            return pacsv.read_csv(stream).select(columns) if columns else pacsv.read_csv(stream)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, KeyError) as exc:
+                parquet = pq.ParquetFile(stream)
+                _check_columns(parquet.schema_arrow.names, columns, shown, role)
+                return parquet.read(columns=columns)
+            table = pacsv.read_csv(stream)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
             kind = "parquet" if is_parquet else "CSV"
-            raise DataError(f"cannot read {shown} as {kind}: {storage.first_line(str(exc))}") from None
+            raise DataError(f"{role}: cannot read {shown} as {kind}: {storage.first_line(str(exc))}") from None
+    _check_columns(table.column_names, columns, shown, role)
+    return table.select(columns) if columns else table
+
+
+def _check_columns(available: list[str], wanted: list[str] | None, shown: str, role: str) -> None:
+    for name in wanted or ():
+        if name not in available:
+            raise DataError(f"{role}: no column '{name}' in {shown}{_suggest(name, available)}")
+
+
+def _suggest(name: str, columns: list[str]) -> str:
+    """The closest column name, else the first few columns (tables can be wide)."""
+    hint = closest(name, columns)
+    if "did you mean" in hint or len(columns) <= 8:
+        return hint
+    return f" (columns: {', '.join(columns[:8])}, ... {len(columns)} in all)"
 
 
 def read_table(path: str, role: str, columns: list[str] | None = None) -> pd.DataFrame:
@@ -54,9 +72,7 @@ def read_table(path: str, role: str, columns: list[str] | None = None) -> pd.Dat
             files = [f for f in files if f.lower().endswith(PARQUET_SUFFIXES + CSV_SUFFIXES)]
         if not files:
             raise DataError(f"{role}: no parquet or CSV files in {shown}")
-        if columns is not None:
-            _check_columns(files[0], columns, role)
-        tables = [_read_file(f, columns) for f in files]
+        tables = [_read_file(f, columns, role) for f in files]
     except storage.StorageError as exc:
         raise DataError(f"{role}: {exc}") from None
     try:
@@ -68,26 +84,9 @@ def read_table(path: str, role: str, columns: list[str] | None = None) -> pd.Dat
     return table.to_pandas()
 
 
-def _check_columns(first_file: str, columns: list[str], role: str) -> None:
-    available = _column_names(first_file)
-    for name in columns:
-        if name not in available:
-            raise DataError(f"{role}: no column '{name}' in {storage.redact(first_file)}{closest(name, available)}")
-
-
-def _column_names(path: str) -> list[str]:
-    if path.lower().endswith(CSV_SUFFIXES):
-        return _read_file(path, None).column_names
-    with storage.open_read(path) as stream:
-        try:
-            return pq.read_schema(stream).names
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise DataError(f"cannot read {storage.redact(path)} as parquet: {storage.first_line(str(exc))}") from None
-
-
 def split_features(frame: pd.DataFrame, cfg: AutoMLConfig, role: str) -> tuple[pd.DataFrame, pd.Series]:
     if cfg.label_col not in frame.columns:
-        raise DataError(f"{role}: no label column '{cfg.label_col}'{closest(cfg.label_col, map(str, frame.columns))}")
+        raise DataError(f"{role}: no label column '{cfg.label_col}'{_suggest(cfg.label_col, [str(c) for c in frame.columns])}")
     y = frame[cfg.label_col]
     missing = int(y.isna().sum())
     if missing:
@@ -106,7 +105,7 @@ def check_labels(y: pd.Series, cfg: AutoMLConfig) -> None:
         return
     classes = y.unique()
     if len(classes) < 2:
-        raise DataError(f"train_data: label column '{cfg.label_col}' has a single class ({classes[0]!r}); classification needs at least two")
+        raise DataError(f"train_data: label column '{cfg.label_col}' has a single class ({classes[0]}); classification needs at least two")
     if len(classes) > 2 and cfg.metric in BINARY_METRICS:
         raise DataError(f"metric: '{cfg.metric}' needs two classes but '{cfg.label_col}' has {len(classes)}; use roc_auc_ovr, macro_f1 or log_loss")
     if len(classes) == 2 and cfg.metric in MULTICLASS_METRICS:
@@ -122,12 +121,17 @@ def load_tables(cfg: AutoMLConfig) -> Tables:
     check_labels(y, cfg)
     if cfg.test_data:
         X_test, y_test = split_features(read_table(cfg.test_data, "test_data", [*X.columns, cfg.label_col]), cfg, "test_data")
+        unseen = set(y_test.unique()) - set(y.unique()) if cfg.task == "classification" else set()
+        if unseen:
+            raise DataError(f"test_data: label values not in train_data: {', '.join(map(str, sorted(unseen, key=str)))}")
         return Tables(X, y, X_test, y_test, storage.redact(cfg.test_data))
-    stratify = y if cfg.task == "classification" and y.value_counts().min() >= 2 else None
+    stratify = y if cfg.task == "classification" else None
+    if stratify is not None and y.value_counts().min() < 2:
+        rare = y.value_counts().idxmin()
+        raise DataError(f"train_data: label class {rare} has a single row; a stratified test split needs two per class (or give test_data)")
     try:
         X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=cfg.test_ratio, random_state=cfg.seed, stratify=stratify)
     except ValueError as exc:
         raise DataError(f"train_data: cannot hold out test_ratio={cfg.test_ratio} of {len(y)} rows: {exc}") from None
-    check_labels(y_train, cfg)
-    how = "stratified " if stratify is not None else ""
-    return Tables(X_train, y_train, X_test, y_test, f"{how}split of train_data, test_ratio={cfg.test_ratio}, seed={cfg.seed}")
+    how = "stratified split" if stratify is not None else "split"
+    return Tables(X_train, y_train, X_test, y_test, f"{how} of train_data, test_ratio={cfg.test_ratio}, seed={cfg.seed}")
