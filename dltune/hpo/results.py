@@ -122,17 +122,22 @@ def best_config_yaml(cfg: Config) -> str:
     return yaml.safe_dump(storage.redact(mapping), sort_keys=False)
 
 
-def export_best_model(best_result: Any, cfg: Config, metric: str, mode: str, directory: str) -> dict[str, Any]:
-    """Rebuild the best trial's model from its best checkpoint and export it."""
-    ckpt = best_result.get_best_checkpoint(metric, mode) or best_result.checkpoint
-    if ckpt is None:
-        return {"skipped": "the best trial left no checkpoint"}
-    state = load_ray_checkpoint(ckpt)
-    spec = DataSpec(**{**state["data_spec"], "input_shape": tuple(state["data_spec"]["input_shape"])})
-    model = build_model(cfg.model, spec)
-    model.load_state_dict(state["model"])
-    exported = export_model(model, tuple(state["example"]), directory, cfg.output.export_torchscript, prefix="best_model/")
-    return {**exported, "epoch": int(state["epoch"])}
+def export_best_model(ranked: list[TrialRow], base: dict[str, Any], metric: str, mode: str, experiment: str, directory: str) -> dict[str, Any]:
+    """Rebuild the best trial's model from its best checkpoint and export it. A trial cut
+    short (time budget) may have left no checkpoint; the next best one is exported then."""
+    for row in ranked:
+        result = row.result
+        ckpt = result.get_best_checkpoint(metric, mode) if result.best_checkpoints else result.checkpoint
+        if ckpt is None:
+            continue
+        cfg = best_config(base, row.config, experiment)
+        state = load_ray_checkpoint(ckpt)
+        spec = DataSpec(**{**state["data_spec"], "input_shape": tuple(state["data_spec"]["input_shape"])})
+        model = build_model(cfg.model, spec)
+        model.load_state_dict(state["model"])
+        exported = export_model(model, tuple(state["example"]), directory, cfg.output.export_torchscript, prefix="best_model/")
+        return {**exported, "trial_id": row.trial_id, "epoch": int(state["epoch"])}
+    return {"skipped": "no trial left a checkpoint"}
 
 
 def table(rows: list[TrialRow], keys: list[str], metric: str, top_k: int) -> str:

@@ -230,7 +230,7 @@ def write_outputs(cfg: Config, plan: SearchPlan, grid: Any, exp_dir: str, base: 
         best = ranked[0]
         best_cfg = results.best_config(base, best.config, cfg.output.experiment)
         storage.write_text(storage.join(exp_dir, "best_config.yaml"), results.best_config_yaml(best_cfg))
-        exported = results.export_best_model(best.result, best_cfg, t.metric, t.mode, storage.join(exp_dir, "best_model"))
+        exported = results.export_best_model(ranked, base, t.metric, t.mode, cfg.output.experiment, storage.join(exp_dir, "best_model"))
     counts = {reason: sum(1 for r in rows if r.stop_reason == reason) for reason in ("completed", "early_stopped", "time_budget", "error")}
     summary = {
         "status": "finished",
