@@ -11,8 +11,6 @@ import contextlib
 import fnmatch
 import os
 import re
-import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import IO, Any, Iterator
@@ -287,20 +285,6 @@ def download_dir(remote_dir: str, local_dir: str) -> None:
         dest = os.path.join(local_dir, rel)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         Path(dest).write_bytes(read_bytes(path))
-
-
-def local_copy(path: str, workdir: str | None = None) -> str:
-    """A local file path with the content of ``path`` (the path itself when local)."""
-    if not is_remote(path):
-        return _local_path(path)
-    workdir = workdir or tempfile.mkdtemp(prefix="dltune-")
-    dest = os.path.join(workdir, path.rstrip("/").rsplit("/", 1)[-1])
-    Path(dest).write_bytes(read_bytes(path))
-    return dest
-
-
-def remove_local_tree(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 # --- secrets -----------------------------------------------------------------
