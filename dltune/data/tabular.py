@@ -63,11 +63,13 @@ def _describe(path: str) -> TableFile:
 
 
 def _parquet(path: str) -> pq.ParquetFile:
+    """A parquet file opened for random access: reading its footer or one row group
+    fetches only those bytes, never the whole file."""
+    fs, inner = storage.filesystem(path)
     try:
-        data = storage.read_bytes(path)
-        if not data:
+        if fs.get_file_info(inner).size == 0:
             raise DataError(f"empty file (0 bytes): {storage.redact(path)}")
-        return pq.ParquetFile(pa.BufferReader(data))
+        return pq.ParquetFile(fs.open_input_file(inner))
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"unreadable parquet file {storage.redact(path)}: {storage.first_line(str(exc))}") from exc
 
@@ -105,11 +107,13 @@ def _read_parquet_range(files: list[TableFile], columns: list[str], start: int, 
     tables, ids = [], []
     offset = 0
     for f in files:
+        pf = None
         for i, n in enumerate(f.row_group_rows):
             lo, hi = max(start, offset), min(stop, offset + n)
             if lo < hi:
-                pf = _parquet(f.path)
-                _check_columns(pf.schema_arrow.names, columns, f.path)
+                if pf is None:  # open each file once, and only if one of its row groups is ours
+                    pf = _parquet(f.path)
+                    _check_columns(pf.schema_arrow.names, columns, f.path)
                 table = pf.read_row_group(i, columns=columns).slice(lo - offset, hi - lo)
                 tables.append(table)
                 ids.append(np.arange(lo, hi, dtype=np.int64))
