@@ -68,11 +68,18 @@ def ctr_dir(tmp_path: Path) -> Path:
     return tmp_path / "ctr"
 
 
+def start_test_ray() -> None:
+    """A local Ray with 4 logical CPUs, whatever the machine has."""
+    from dltune.launch.ray_train import start_local_ray
+
+    start_local_ray(num_cpus=4, log_to_driver=False)
+
+
 @pytest.fixture
 def ray_local():
     """A local Ray with explicit logical CPUs, always shut down."""
     import ray
 
-    ray.init(num_cpus=4, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False)
+    start_test_ray()
     yield ray
     ray.shutdown()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, start_test_ray
 from dltune.api import tune as tune_api
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -26,7 +26,7 @@ LR_SPACE = "tune.space={optim.lr: {loguniform: [0.0001, 0.05]}, model.dropout: {
 def ray_cluster():
     import ray
 
-    ray.init(num_cpus=4, include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False)
+    start_test_ray()
     yield ray
     ray.shutdown()
 
@@ -112,11 +112,9 @@ def _trial_results(exp: Path) -> dict[str, list[dict]]:
     return out
 
 
-def test_pbt_exploit_restores_donor_and_applies_mutated_lr(ray_cluster, tmp_path: Path) -> None:
-    # Single-worker trials only: PBT over multi-worker (TorchTrainer) trials can stall after
-    # a pause on Ray 2.60 (docs/tuning.md, known limits).
-    trials, workers = 4, 1
-    result = _search(tmp_path, "pbt", "tune.searcher=random", "tune.scheduler=pbt", f"tune.num_samples={trials}", "train.epochs=6",
+@pytest.mark.parametrize(("workers", "trials", "epochs"), [(1, 4, 6), (2, 2, 4)])
+def test_pbt_exploit_restores_donor_and_applies_mutated_lr(ray_cluster, tmp_path: Path, workers: int, trials: int, epochs: int) -> None:
+    result = _search(tmp_path, "pbt", "tune.searcher=random", "tune.scheduler=pbt", f"tune.num_samples={trials}", f"train.epochs={epochs}",
                      "tune.perturbation_interval=2", "tune.quantile_fraction=0.5", "tune.resample_probability=0.5", "tune.synch=true",
                      "tune.space={optim.lr: {loguniform: [0.00001, 0.05]}}", "tune.seed=1", "optim.schedule=none",
                      f"scaling.num_workers={workers}", f"scaling.launcher={'ray' if workers > 1 else 'local'}")

@@ -14,7 +14,7 @@ import yaml
 from dltune import schema, storage
 from dltune.config import Config
 from dltune.data import DataSpec
-from dltune.hpo.trial import trial_config
+from dltune.hpo.trial import WORKER_RESTARTS, trial_config
 from dltune.launch.ray_train import load_ray_checkpoint
 from dltune.models import build_model
 from dltune.train.export import export_model
@@ -30,13 +30,15 @@ class TrialRow:
     stop_reason: str
     wall_time_s: float
     error: str
+    restarts: int = 0
     result: Any = None  # Ray's Result, for checkpoints
 
     def as_csv(self, keys: list[str], metric: str) -> dict[str, Any]:
         row: dict[str, Any] = {"trial_id": self.trial_id}
         row.update({k: self.config.get(k, "") for k in keys})
         row.update({f"final_{metric}": _num(self.final), f"best_{metric}": _num(self.best), "epochs": self.epochs,
-                    "stop_reason": self.stop_reason, "wall_time_s": round(self.wall_time_s, 3), "error": self.error})
+                    "stop_reason": self.stop_reason, "wall_time_s": round(self.wall_time_s, 3), "restarts": self.restarts,
+                    "error": self.error})
         return row
 
 
@@ -65,7 +67,8 @@ def trial_id_of(trial_path: str) -> str:
 def trial_rows(grid: Any, metric: str, mode: str, max_epochs: int, budget_hit: bool) -> list[TrialRow]:
     """One row per trial, whatever became of it."""
     rows = []
-    for result in grid:
+    # ResultGrid keeps Ray's Trial objects (with their retry counts) only privately; same order as its results.
+    for trial, result in zip(grid._experiment_analysis.trials, grid):
         df = result.metrics_dataframe
         values = df[metric].dropna().tolist() if df is not None and metric in df else []
         best = (max(values) if mode == "max" else min(values)) if values else None
@@ -87,9 +90,16 @@ def trial_rows(grid: Any, metric: str, mode: str, max_epochs: int, budget_hit: b
             stop_reason=reason,
             wall_time_s=float(last.get("time_total_s", 0.0) or 0.0),
             error=error,
+            restarts=trial.num_failures + _worker_restarts(df),
             result=result,
         ))
     return rows
+
+
+def _worker_restarts(df: Any) -> int:
+    if df is None or WORKER_RESTARTS not in df:
+        return 0
+    return int(df[WORKER_RESTARTS].fillna(0).max())
 
 
 def rank_rows(rows: list[TrialRow], mode: str) -> list[TrialRow]:
@@ -99,7 +109,7 @@ def rank_rows(rows: list[TrialRow], mode: str) -> list[TrialRow]:
 
 def write_results_csv(rows: list[TrialRow], keys: list[str], metric: str, path: str) -> None:
     buf = io.StringIO()
-    fields = ["trial_id", *keys, f"final_{metric}", f"best_{metric}", "epochs", "stop_reason", "wall_time_s", "error"]
+    fields = ["trial_id", *keys, f"final_{metric}", f"best_{metric}", "epochs", "stop_reason", "wall_time_s", "restarts", "error"]
     writer = csv.DictWriter(buf, fieldnames=fields)
     writer.writeheader()
     for row in sorted(rows, key=lambda r: r.trial_id):

@@ -12,6 +12,7 @@ import os
 import queue
 import tempfile
 import threading
+import uuid
 from typing import Any
 
 import torch
@@ -23,6 +24,8 @@ from dltune.train import checkpoint
 from dltune.train.session import Session
 
 FORWARD_POLL_S = 0.5
+TRAIN_RUNS = "train_runs"  # Ray Train's own copies of multi-worker trials' checkpoints, inside the experiment
+WORKER_RESTARTS = "worker_restarts"  # metric: worker-group restarts inside the trial's current Train run
 
 
 def trial_config(base: dict[str, Any], overrides: dict[str, Any]) -> Config:
@@ -76,13 +79,21 @@ def _forwarding_callback(channel: Any) -> Any:
     from ray.train.v2.api.callback import UserCallback
 
     class ForwardToTune(UserCallback):
-        """Runs in the Train controller: passes rank 0's metrics and checkpoint to the trial."""
+        """Runs in the Train controller: passes rank 0's metrics and checkpoint to the trial,
+        with how often the worker group was restarted from a checkpoint after a failure."""
+
+        def __init__(self) -> None:
+            self.worker_failures = 0
+
+        def after_exception(self, run_context: Any, worker_exceptions: dict[int, Exception]) -> None:
+            self.worker_failures += 1
 
         def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any) -> None:
             import ray
 
             # The controller's own handle rides along so the trial can abort the run (see below).
-            channel.put((metrics[0], checkpoint, ray.get_runtime_context().current_actor))
+            forwarded = {**metrics[0], WORKER_RESTARTS: self.worker_failures}
+            channel.put((forwarded, checkpoint, ray.get_runtime_context().current_actor))
 
     return ForwardToTune()
 
@@ -97,13 +108,17 @@ def multi_worker_trial(config: dict[str, Any], base: dict[str, Any]) -> None:
     cfg = trial_config(base, config)
     channel = Queue(actor_options={"num_cpus": 0})
     trial_id = ray.tune.get_context().get_trial_id()
+    # A fresh Train run each time Tune (re)starts the trial: a run of the same name would resume from
+    # its own latest checkpoint, not from the one Tune hands over (a PBT donor's, or the last it kept).
+    run_name = f"train_{trial_id}_{uuid.uuid4().hex[:8]}"
+    runs_dir = storage.join(cfg.output.dir, cfg.output.experiment, TRAIN_RUNS)
     trainer = TorchTrainer(
         tune_worker,
         train_loop_config={"config": schema.to_mapping(cfg), "initial_checkpoint": ray.tune.get_checkpoint()},
         scaling_config=ScalingConfig(num_workers=cfg.scaling.num_workers, use_gpu=cfg.scaling.use_gpu, resources_per_worker=worker_resources(cfg)),
         run_config=RunConfig(
-            name=f"train_{trial_id}",
-            storage_path=ray_storage_path(storage.join(cfg.output.dir, cfg.output.experiment, "train_runs")),
+            name=run_name,
+            storage_path=ray_storage_path(runs_dir),
             callbacks=[_forwarding_callback(channel)],
             failure_config=FailureConfig(max_failures=cfg.scaling.max_failures),
         ),
@@ -132,8 +147,21 @@ def multi_worker_trial(config: dict[str, Any], base: dict[str, Any]) -> None:
             # worker group would keep holding the CPUs the next trial waits for.
             ray.kill(controller)
         channel.shutdown()
+        discard_train_runs(storage.join(runs_dir, run_name))
     if "error" in outcome:
         raise outcome["error"]
     result = outcome.get("result")
     if result is not None and result.error is not None:
         raise RuntimeError(f"Ray Train run of trial {trial_id} failed: {result.error}") from result.error
+
+
+def discard_train_runs(path: str) -> None:
+    """Tune has already copied every checkpoint it was given; Ray Train's own copies are spare.
+
+    Each trial drops its run when it stops; a trial that Tune pauses is ended
+    before it can, so the search sweeps the rest when it finishes.
+    """
+    try:
+        storage.delete(path)
+    except OSError:
+        pass  # a killed worker may still be writing; leftovers only cost disk

@@ -23,7 +23,8 @@ from dltune.hpo import algorithms, results
 from dltune.hpo.monitor import SearchMonitor
 from dltune.hpo.resources import ResourcePlan, plan_resources
 from dltune.hpo.space import grid_size, parse_space
-from dltune.hpo.trial import multi_worker_trial, single_worker_trial
+from dltune.hpo.trial import TRAIN_RUNS, discard_train_runs, multi_worker_trial, single_worker_trial
+from dltune.launch.ray_train import HEAD_AVOIDING_RESOURCE, connect_ray, start_local_ray
 from dltune.train.session import experiment_dir, prepare_experiment_dir
 
 RAY_LOG = "ray.log"
@@ -101,12 +102,25 @@ def start_ray(cfg: Config, log_path: str) -> dict[str, float]:
     if not ray.is_initialized():
         address = os.environ.get("RAY_ADDRESS")
         if address:
-            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+            connect_ray(address, log_to_driver=False, logging_level=logging.WARNING)
         else:
             res = local_cluster_resources(cfg)
-            ray.init(num_cpus=int(res["CPU"]), num_gpus=int(res["GPU"]), log_to_driver=False, logging_level=logging.WARNING,
-                     include_dashboard=True, dashboard_host="127.0.0.1")
-    return {k: float(v) for k, v in ray.cluster_resources().items()}
+            start_local_ray(num_cpus=int(res["CPU"]), num_gpus=int(res["GPU"]), log_to_driver=False, logging_level=logging.WARNING)
+    return trial_resources(avoid_head=cfg.scaling.avoid_head)
+
+
+def trial_resources(avoid_head: bool) -> dict[str, float]:
+    """What trials may use: the whole cluster, or with avoid_head only the nodes that offer 'worker_node'."""
+    import ray
+
+    if not avoid_head:
+        return {k: float(v) for k, v in ray.cluster_resources().items()}
+    total: dict[str, float] = {}
+    for node in ray.nodes():
+        if node["Alive"] and HEAD_AVOIDING_RESOURCE in node["Resources"]:
+            for key, value in node["Resources"].items():
+                total[key] = total.get(key, 0.0) + float(value)
+    return total
 
 
 def _route_ray_logs(log_path: str) -> None:
@@ -212,6 +226,7 @@ def run_search(cfg: Config, resume: bool = False, overwrite: bool = False, verbo
     elapsed = time.time() - started
     budget_hit = bool(cfg.tune.time_budget_s) and elapsed >= cfg.tune.time_budget_s
     out = write_outputs(cfg, plan, grid, exp_dir, base, elapsed, budget_hit, verbose)
+    discard_train_runs(storage.join(exp_dir, TRAIN_RUNS))
     if storage.is_remote(exp_dir):
         storage.upload_dir(work, exp_dir)
     shutil.rmtree(work, ignore_errors=True)

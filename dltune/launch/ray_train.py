@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 from typing import Any
 
@@ -15,6 +16,7 @@ from dltune.train.session import LocalSession, Session, experiment_dir, prepare_
 
 CHECKPOINT_FILE = "state.pt"
 HEAD_AVOIDING_RESOURCE = "worker_node"
+GCS_PORT_VARIABLE = "RAY_GCS_SERVER_PORT"  # read by Ray when it starts a head node
 
 
 def init_ray(min_cpus: float = 0, min_gpus: float = 0) -> None:
@@ -29,10 +31,48 @@ def init_ray(min_cpus: float = 0, min_gpus: float = 0) -> None:
         return
     address = os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=True)
+        connect_ray(address, log_to_driver=True)
         return
     cpus = max(float(os.cpu_count() or 1), min_cpus)
-    ray.init(num_cpus=int(cpus + 0.999), num_gpus=int(min_gpus + 0.999) if min_gpus else None, include_dashboard=True, dashboard_host="127.0.0.1")
+    start_local_ray(num_cpus=int(cpus + 0.999), num_gpus=int(min_gpus + 0.999) if min_gpus else None)
+
+
+# Ray Train's placement-group cleaner finds its cluster through RAY_ADDRESS or, failing that,
+# by looking for GCS processes on the machine; with two Ray instances on one machine it finds
+# both, gives up, and a killed Train run's workers keep their CPUs for ever (a PBT pause then
+# deadlocks the search). So every worker of ours is told the address.
+
+
+def connect_ray(address: str, **init_options: Any) -> None:
+    import ray
+    from ray._private.services import canonicalize_bootstrap_address_or_die
+
+    if address.startswith("ray://"):  # Ray Client: the cluster side knows its own address
+        ray.init(address=address, **init_options)
+        return
+    gcs = canonicalize_bootstrap_address_or_die(address)
+    ray.init(address=address, runtime_env={"env_vars": {"RAY_ADDRESS": gcs}}, **init_options)
+
+
+def start_local_ray(**init_options: Any) -> None:
+    """Start a local Ray on a GCS port chosen here, so its address can go to every worker."""
+    import ray
+    from ray._private.services import get_node_ip_address
+
+    ip = get_node_ip_address()
+    with socket.socket() as probe:
+        probe.bind((ip, 0))
+        port = probe.getsockname()[1]
+    previous = os.environ.get(GCS_PORT_VARIABLE)
+    os.environ[GCS_PORT_VARIABLE] = str(port)
+    try:
+        ray.init(runtime_env={"env_vars": {"RAY_ADDRESS": f"{ip}:{port}"}},
+                 **{"include_dashboard": True, "dashboard_host": "127.0.0.1", **init_options})
+    finally:
+        if previous is None:
+            del os.environ[GCS_PORT_VARIABLE]
+        else:
+            os.environ[GCS_PORT_VARIABLE] = previous
 
 
 def worker_resources(cfg: Config) -> dict[str, float]:
