@@ -77,7 +77,7 @@ def _hdfs_filesystem(netloc: str) -> pafs.FileSystem:
     try:
         return pafs.HadoopFileSystem(
             host=host or "default",
-            port=int(port) if port else 8020,
+            port=int(port) if port else 0,  # 0: the port from core-site.xml, as HA name services need
             user=os.environ.get("HADOOP_USER_NAME"),
             kerb_ticket=os.environ.get("KRB5CCNAME"),
         )
