@@ -1,0 +1,145 @@
+"""dltune tune on a real multi-node Ray cluster (separate network namespaces, see ray_nodes.py):
+trials across nodes, trials kept off the head, and losing a training worker, the driver or a node."""
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ray_nodes import ROOT, NamespaceCluster, kill_pid, namespaces_available, wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.ray, pytest.mark.slow]
+
+SMALL = ["data.name=digits", "model.name=mlp", "model.hidden=[32]", "train.batch_size=32", "train.max_steps_per_epoch=6",
+         "tune.metric=val_acc", "tune.mode=max", "tune.searcher=random", "tune.scheduler=fifo",
+         "tune.space={optim.lr: {loguniform: [0.001, 0.05]}}", "tune.seed=0"]
+DDP = ["scaling.launcher=ray", "scaling.num_workers=2", "scaling.cpus_per_worker=1"]
+TRAIN_WORKER = "RayTrainWorker"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    reason = namespaces_available()
+    if reason:
+        pytest.skip(f"multi-node tests need network namespaces: {reason}")
+    nodes = NamespaceCluster()
+    try:
+        nodes.start_node(cpus=1)
+        nodes.start_node(cpus=1, resources={"worker_node": 1})
+        yield nodes
+    finally:
+        nodes.shutdown()
+
+
+def _tune_args(out: Path, name: str, *overrides: str) -> list[str]:
+    return [sys.executable, "-m", "dltune", "tune", "configs/quickstart_tune.yaml", *SMALL, f"output.dir={out}", f"output.experiment={name}", *overrides]
+
+
+def _start(cluster: NamespaceCluster, args: list[str]) -> subprocess.Popen:
+    """`dltune tune` as a driver on the head node."""
+    return subprocess.Popen(cluster.exec_args(cluster.head, *args), cwd=ROOT, env=cluster.env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 600) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out[-4000:]
+    return out
+
+
+def _rows(exp: Path) -> list[dict[str, str]]:
+    with open(exp / "results.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _epochs_reported(exp: Path) -> dict[str, list[int]]:
+    """Epochs each trial reported to Tune, in order (Ray's per-trial result.json)."""
+    out: dict[str, list[int]] = {}
+    for result in exp.glob("*/result.json"):
+        lines = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        if lines:
+            out[result.parent.name] = [r["epoch"] for r in lines]
+    return out
+
+
+def _any_epoch_done(exp: Path) -> bool:
+    return any(_epochs_reported(exp).values()) if exp.exists() else False
+
+
+def _assert_complete(exp: Path, trials: int, epochs: int) -> list[dict[str, Any]]:
+    rows = _rows(exp)
+    assert len(rows) == trials and len({r["trial_id"] for r in rows}) == trials  # none lost, none twice
+    assert all(r["stop_reason"] == "completed" and int(r["epochs"]) == epochs for r in rows), rows
+    for name, epochs_seen in _epochs_reported(exp).items():
+        assert epochs_seen == sorted(epochs_seen) and epochs_seen[-1] == epochs, (name, epochs_seen)  # resumed, never restarted
+    return rows
+
+
+def test_ddp_trials_span_both_nodes(cluster: NamespaceCluster, tmp_path: Path) -> None:
+    proc = _start(cluster, _tune_args(tmp_path, "span", *DDP, "tune.num_samples=2", "train.epochs=3"))
+    # one CPU per node: the two DDP workers of a trial can only run on two nodes at once
+    wait_for(lambda: all(cluster.find_process(node, TRAIN_WORKER) for node in cluster.nodes[:2]) or proc.poll() is not None,
+             timeout=300, what="a training worker on each node")
+    assert proc.poll() is None, proc.communicate()[0][-4000:]
+    out = _finish(proc)
+    assert "2 Ray Train workers" in out
+    _assert_complete(tmp_path / "span", trials=2, epochs=3)
+
+
+def test_avoid_head_keeps_trials_off_the_head(cluster: NamespaceCluster, tmp_path: Path) -> None:
+    out = _finish(_start(cluster, _tune_args(tmp_path, "off_head", "scaling.avoid_head=true", "tune.num_samples=3", "train.epochs=1")))
+    assert "concurrent trials: 1" in out  # planned from the worker nodes' CPUs, not the head's
+    exp = tmp_path / "off_head"
+    _assert_complete(exp, trials=3, epochs=1)
+    node_ips = {json.loads(line)["node_ip"] for result in exp.glob("*/result.json") for line in result.read_text().splitlines() if line.strip()}
+    assert node_ips == {cluster.nodes[1].address}
+
+
+def test_lost_training_worker_restarts_group_from_checkpoint(cluster: NamespaceCluster, tmp_path: Path) -> None:
+    exp = tmp_path / "worker_loss"
+    proc = _start(cluster, _tune_args(tmp_path, "worker_loss", *DDP, "scaling.max_failures=2", "tune.num_samples=1", "train.epochs=5"))
+    wait_for(lambda: _any_epoch_done(exp) or proc.poll() is not None, timeout=300, what="the first epoch")
+    victims = cluster.find_process(cluster.nodes[1], TRAIN_WORKER)
+    assert victims and proc.poll() is None
+    for pid in victims:
+        kill_pid(pid)
+    _finish(proc)
+    (row,) = _assert_complete(exp, trials=1, epochs=5)
+    assert int(row["restarts"]) >= 1
+
+
+def test_driver_sigkill_then_resume_reruns_nothing_finished(cluster: NamespaceCluster, tmp_path: Path) -> None:
+    exp = tmp_path / "driver_loss"
+    args = _tune_args(tmp_path, "driver_loss", "tune.num_samples=4", "train.epochs=2", "tune.max_concurrent_trials=1")
+    proc = _start(cluster, args)
+    finished = lambda: exp.exists() and sum(1 for e in _epochs_reported(exp).values() if e and e[-1] == 2) >= 1  # noqa: E731
+    wait_for(lambda: finished() or proc.poll() is not None, timeout=300, what="a finished trial")
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = {name: list(epochs) for name, epochs in _epochs_reported(exp).items() if epochs and epochs[-1] == 2}
+    _finish(_start(cluster, [*args, "--resume"]))
+    _assert_complete(exp, trials=4, epochs=2)
+    for name, epochs in done_before.items():
+        assert _epochs_reported(exp)[name] == epochs  # a finished trial did not run again
+
+
+def test_lost_node_mid_search_is_survived(cluster: NamespaceCluster, tmp_path: Path) -> None:
+    exp = tmp_path / "node_loss"
+    proc = _start(cluster, _tune_args(tmp_path, "node_loss", *DDP, "scaling.max_failures=3", "tune.max_failures=3",
+                                      "tune.num_samples=2", "train.epochs=4"))
+    wait_for(lambda: _any_epoch_done(exp) or proc.poll() is not None, timeout=300, what="the first epoch")
+    assert proc.poll() is None
+    lost = cluster.nodes[1]
+    for pid in cluster.find_process(lost, "raylet"):
+        kill_pid(pid)
+    cluster.start_node(cpus=1, resources={"worker_node": 1})  # the replacement an autoscaler would bring
+    _finish(proc)
+    rows = _assert_complete(exp, trials=2, epochs=4)
+    assert sum(int(r["restarts"]) for r in rows) >= 1

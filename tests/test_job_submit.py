@@ -1,0 +1,105 @@
+"""`ray job submit` of a dltune search to a real head started with `ray start --head` on 127.0.0.1,
+with token authentication and fake credentials in the environment that must not leak."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ray_nodes import RAY, ROOT, free_port, kill_processes_mentioning
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+FAKE_SECRETS = {
+    "AWS_ACCESS_KEY_ID": "AKIAFAKE" + secrets.token_hex(6).upper(),
+    "AWS_SECRET_ACCESS_KEY": "fake-aws-" + secrets.token_hex(12),
+    "HADOOP_USER_PASSWORD": "fake-hdfs-" + secrets.token_hex(12),
+}
+SMALL = ["data.name=digits", "model.name=mlp", "model.hidden=[32]", "train.batch_size=32", "train.max_steps_per_epoch=4",
+         "train.epochs=2", "tune.searcher=random", "tune.scheduler=fifo", "tune.num_samples=2"]
+
+
+@dataclass
+class Head:
+    env: dict[str, str]
+    dashboard: str
+    token: str
+
+
+@pytest.fixture
+def head():
+    temp_dir = tempfile.mkdtemp(prefix="dlt-head-")  # short: Ray's unix sockets live under it
+    token = secrets.token_hex(16)
+    gcs, dashboard = free_port(), free_port()
+    env = dict(os.environ, **FAKE_SECRETS, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token, RAY_ADDRESS=f"127.0.0.1:{gcs}",
+               PATH=f"{Path(RAY).parent}{os.pathsep}{os.environ.get('PATH', '')}", OMP_NUM_THREADS="1")
+    ports = {"--ray-client-server-port": free_port(), "--dashboard-agent-listen-port": free_port(),
+             "--dashboard-agent-grpc-port": free_port(), "--metrics-export-port": free_port(), "--runtime-env-agent-port": free_port()}
+    args = [RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs}", "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={dashboard}", "--num-cpus=4", f"--temp-dir={temp_dir}", "--disable-usage-stats",
+            *[f"{flag}={port}" for flag, port in ports.items()]]
+    started = subprocess.run(args, env=env, capture_output=True, text=True, timeout=180)
+    try:
+        assert started.returncode == 0, started.stderr
+        yield Head(env=env, dashboard=f"http://127.0.0.1:{dashboard}", token=token)
+    finally:
+        kill_processes_mentioning(temp_dir)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _job(head: Head, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([RAY, "job", *args, "--address", head.dashboard], env=head.env, capture_output=True, text=True, timeout=120)
+
+
+def test_ray_job_submit_runs_a_search_and_leaks_no_secret(head: Head, tmp_path: Path) -> None:
+    job_id = f"dltune-test-{secrets.token_hex(4)}"
+    out = tmp_path / "shared"
+    submit = subprocess.run(
+        ["bash", "examples/ray_job_submit.sh", "--address", head.dashboard, "--no-wait", "--submission-id", job_id, "--",
+         "tune", "configs/quickstart_tune.yaml", *SMALL, f"output.dir={out}", "output.experiment=submitted"],
+        cwd=ROOT, env=head.env, capture_output=True, text=True, timeout=300)
+    assert submit.returncode == 0, submit.stderr
+
+    deadline, status = time.monotonic() + 600, ""
+    while time.monotonic() < deadline:
+        status = _job(head, "status", job_id).stdout.upper()
+        if any(state in status for state in ("SUCCEEDED", "FAILED", "STOPPED")):
+            break
+        time.sleep(3)
+    logs = _job(head, "logs", job_id).stdout
+    assert "SUCCEEDED" in status, f"{status}\n{logs[-3000:]}"
+
+    exp = out / "submitted"
+    with open(exp / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and all(r["stop_reason"] == "completed" for r in rows)
+    assert yaml.safe_load((exp / "best_config.yaml").read_text())["output"]["experiment"] == "submitted-best"
+    assert json.loads((exp / "summary.json").read_text())["status"] == "finished"
+
+    # What Ray keeps about the job (its runtime env), its logs and every file the search wrote: no secret anywhere.
+    job_info = subprocess.run([RAY, "list", "jobs", "--detail", "--format", "json"], env=head.env, capture_output=True, text=True, timeout=120)
+    assert job_info.returncode == 0, job_info.stderr
+    assert job_id in job_info.stdout and "OMP_NUM_THREADS" in job_info.stdout  # the record holds the runtime env we sent
+    texts = {"job record": job_info.stdout, "job logs": logs, "submit output": submit.stdout + submit.stderr}
+    texts.update({str(p): p.read_bytes().decode(errors="replace") for p in exp.rglob("*") if p.is_file()})
+    for value in [*FAKE_SECRETS.values(), head.token]:
+        leaked = [name for name, text in texts.items() if value in text]
+        assert not leaked, f"a secret leaked into {leaked}"
+
+
+def test_submit_script_refuses_without_a_token(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_TOKEN"}
+    env.update(HOME=str(tmp_path), RAY_AUTH_TOKEN_PATH=str(tmp_path / "missing"))
+    done = subprocess.run(["bash", "examples/ray_job_submit.sh", "--", "tune", "configs/quickstart_tune.yaml"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "no Ray auth token" in done.stderr
