@@ -136,10 +136,17 @@ def _read_csv_share(files: list[TableFile], columns: list[str], rank: int, world
 
 
 def hash_ids(column: pa.ChunkedArray | pa.Array, buckets: int) -> np.ndarray:
-    """Stable hash of each value (as text; null -> '') into [0, buckets)."""
-    text = pc.fill_null(pc.cast(column, pa.string()), "")
-    values = np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
-    return (pd.util.hash_array(values, categorize=True) % np.uint64(buckets)).astype(np.int64)
+    """Stable hash of each value (as text; null -> '') into [0, buckets).
+
+    Each distinct value is hashed once (categorical columns repeat a lot): the
+    column is dictionary-encoded in Arrow and the codes index the hashed values.
+    """
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    encoded = pc.dictionary_encode(pc.fill_null(pc.cast(column, pa.string()), ""))
+    uniques = encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
+    ids = (pd.util.hash_array(uniques, categorize=False) % np.uint64(buckets)).astype(np.int64)
+    return ids[encoded.indices.to_numpy()]
 
 
 def _to_shard(table: pa.Table, ids: np.ndarray, cfg: DataConfig, source: str) -> Shard:

@@ -48,7 +48,9 @@ def setup(cfg: Config) -> DistInfo:
     if dist.is_available() and dist.is_initialized():
         return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, device, False)
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1:
+    # Under torchrun even one process joins a group (and trains under DDP), so a
+    # one-GPU launch check exercises the real backend.
+    if world > 1 or "TORCHELASTIC_RUN_ID" in os.environ:
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
         return DistInfo(dist.get_rank(), world, local_rank, device, True)
     return DistInfo(0, 1, 0, device, False)

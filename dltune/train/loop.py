@@ -92,7 +92,7 @@ def build_run(cfg: Config, session: Session, info: dist.DistInfo) -> Run:
     if state is not None:
         start_epoch = checkpoint.restore(state, model, optimizer, scheduler, scaler, cfg.optim)
     train_model: nn.Module = model
-    if info.world > 1:
+    if info.world > 1 or info.initialized_here:
         train_model = DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
     if cfg.train.compile:
         train_model = torch.compile(train_model)
