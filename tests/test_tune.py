@@ -49,7 +49,7 @@ def _search(tmp_path: Path, name: str, *overrides: str):
         ("hyperopt", [LR_SPACE]),
         ("blendsearch", [LR_SPACE, "tune.low_cost={optim.lr: 0.001}"]),
         ("cfo", [LR_SPACE, "tune.low_cost={optim.lr: 0.001}"]),
-        ("bohb", [LR_SPACE]),
+        ("bohb", ["tune.space={optim.lr: {loguniform: [0.0001, 0.05]}, train.batch_size: {choice: [16, 32]}}"]),  # BOHB samples numpy ints
         ("auto", [LR_SPACE]),
     ],
 )

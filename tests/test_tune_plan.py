@@ -101,3 +101,15 @@ def test_check_prints_the_search_plan() -> None:
     proc = run_cli("check", "configs/quickstart_tune.yaml", "tune.local_cpus=4")
     assert proc.returncode == 0, proc.stderr
     assert "search: optuna (tpe) + asha" in proc.stdout and "concurrent trials: 4" in proc.stdout
+
+
+def test_trial_config_takes_numpy_values_from_searchers() -> None:
+    import numpy as np
+
+    from dltune.config import Config
+    from dltune.hpo.trial import trial_config
+    from dltune.schema import to_mapping
+
+    cfg = trial_config(to_mapping(Config()), {"model.width": np.int64(16), "optim.lr": np.float64(0.01), "model.hidden": [np.int64(64), np.int64(32)]})
+    assert cfg.model.width == 16 and type(cfg.model.width) is int
+    assert cfg.model.hidden == [64, 32] and all(type(h) is int for h in cfg.model.hidden)

@@ -15,6 +15,7 @@ import threading
 import uuid
 from typing import Any
 
+import numpy as np
 import torch
 
 from dltune import schema, storage
@@ -32,8 +33,17 @@ def trial_config(base: dict[str, Any], overrides: dict[str, Any]) -> Config:
     """The base config with one trial's sampled values put in by dotted key."""
     mapping = copy.deepcopy(base)
     for key, value in overrides.items():
-        schema.set_dotted(Config, mapping, key, value)
+        schema.set_dotted(Config, mapping, key, plain(value))
     return from_dict(mapping)
+
+
+def plain(value: Any) -> Any:
+    """Searchers hand back numpy scalars (BOHB's choices, for one); the config wants Python values."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
 
 
 class TuneSession(Session):
