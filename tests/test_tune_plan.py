@@ -113,3 +113,13 @@ def test_trial_config_takes_numpy_values_from_searchers() -> None:
     cfg = trial_config(to_mapping(Config()), {"model.width": np.int64(16), "optim.lr": np.float64(0.01), "model.hidden": [np.int64(64), np.int64(32)]})
     assert cfg.model.width == 16 and type(cfg.model.width) is int
     assert cfg.model.hidden == [64, 32] and all(type(h) is int for h in cfg.model.hidden)
+
+
+def test_pbt_never_mutates_the_models_shape() -> None:
+    from dltune.hpo.algorithms import mutations
+
+    cfg = load_config(None, ["tune.scheduler=pbt", "tune.space={optim.lr: {loguniform: [0.001, 0.1]}, model.width: {choice: [8, 16]}, model.dropout: {uniform: [0.0, 0.3]}}"])
+    assert [p.key for p in mutations(parse_space(cfg.tune.space), cfg.tune)] == ["optim.lr", "model.dropout"]
+    bad = load_config(None, ["tune.scheduler=pbt", "tune.space={optim.lr: {loguniform: [0.001, 0.1]}}", "tune.mutations={model.width: {choice: [8, 16]}}"])
+    with pytest.raises(ConfigError, match="tune.mutations.model.width"):
+        mutations(parse_space(bad.tune.space), bad.tune)

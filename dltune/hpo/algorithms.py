@@ -113,12 +113,25 @@ def build_searcher(choice: Choice, t: TuneConfig, concurrency: int) -> Any:
     return TuneBOHB(seed=t.seed)
 
 
-def _mutations(params: list[Param], t: TuneConfig) -> list[Param]:
+def _changes_shapes(key: str) -> bool:
+    """Keys that change the model's weights' shapes or the data it sees (dropout does neither)."""
+    return key.startswith("data.") or (key.startswith("model.") and key != "model.dropout")
+
+
+def mutations(params: list[Param], t: TuneConfig) -> list[Param]:
+    """What PBT/PB2 may change in an exploited trial, which continues from the donor's weights:
+    by default every key of the space that leaves the weights' shapes alone (the others are
+    sampled per trial and copied from the donor with its weights)."""
     if not t.mutations:
-        return params
+        return [p for p in params if not _changes_shapes(p.key)]
     from dltune.hpo.space import parse_space
 
-    return parse_space(t.mutations, "tune.mutations")
+    chosen = parse_space(t.mutations, "tune.mutations")
+    for p in chosen:
+        if _changes_shapes(p.key):
+            raise ConfigError(f"tune.mutations.{p.key}: an exploited trial continues from the donor's weights, so it cannot change "
+                              "the model or data; search it in tune.space only")
+    return chosen
 
 
 def build_scheduler(choice: Choice, cfg: Config, params: list[Param]) -> Any:
@@ -136,21 +149,21 @@ def build_scheduler(choice: Choice, cfg: Config, params: list[Param]) -> Any:
         return schedulers.HyperBandScheduler(time_attr=TIME_ATTR, max_t=epochs, reduction_factor=t.reduction_factor)
     if name == "median":
         return schedulers.MedianStoppingRule(time_attr=TIME_ATTR, grace_period=t.grace_period, min_samples_required=2)
-    mutations = _mutations(params, t)
+    mutated = mutations(params, t)
     if name == "pbt":
-        if not mutations:
-            raise ConfigError("tune.mutations: pbt needs at least one key to mutate (or a non-empty tune.space)")
+        if not mutated:
+            raise ConfigError("tune.mutations: pbt needs at least one key to mutate (or a tune.space key outside model.* and data.*)")
         return schedulers.PopulationBasedTraining(
             time_attr=TIME_ATTR,
             perturbation_interval=t.perturbation_interval,
-            hyperparam_mutations={p.key: list(p.args) if p.kind in ("choice", "grid") else to_tune(p) for p in mutations},
+            hyperparam_mutations={p.key: list(p.args) if p.kind in ("choice", "grid") else to_tune(p) for p in mutated},
             quantile_fraction=t.quantile_fraction,
             resample_probability=t.resample_probability,
             synch=t.synch,
         )
     from ray.tune.schedulers.pb2 import PB2
 
-    bounds = {p.key: list(p.numeric_range) for p in mutations if p.numeric_range is not None}
+    bounds = {p.key: list(p.numeric_range) for p in mutated if p.numeric_range is not None}
     if not bounds:
         raise ConfigError("tune.mutations: pb2 needs numeric entries (uniform, loguniform, quniform, randint) to bound its search")
     return PB2(time_attr=TIME_ATTR, perturbation_interval=t.perturbation_interval, hyperparam_bounds=bounds, quantile_fraction=t.quantile_fraction, synch=t.synch)

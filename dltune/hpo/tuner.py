@@ -71,6 +71,8 @@ def make_plan(cfg: Config, cluster: dict[str, float]) -> SearchPlan:
     params = parse_space(cfg.tune.space)
     choice = algorithms.resolve_choice(params, cfg)
     algorithms.check_compatible(choice, params)
+    if algorithms.uses_checkpoint_exploits(choice):
+        algorithms.mutations(params, cfg.tune)  # refuses shape-changing mutations before anything starts
     if cfg.scaling.use_gpu is False and cfg.train.device == "cuda":
         raise UserError("train.device: cuda in a search needs scaling.use_gpu=true so trials reserve GPUs")
     n = total_trials(cfg, params)
@@ -123,14 +125,19 @@ def trial_resources(avoid_head: bool) -> dict[str, float]:
     return total
 
 
+class _ExperimentLog(logging.FileHandler):
+    """The experiment's ray.log."""
+
+
 def _route_ray_logs(log_path: str) -> None:
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
-    handler = logging.FileHandler(log_path)
+    handler = _ExperimentLog(log_path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     for name in ("ray", "ray.tune", "ray.train", "ray.data", "flaml", "optuna"):
         logger = logging.getLogger(name)
         for old in list(logger.handlers):
-            if isinstance(old, logging.StreamHandler) and not isinstance(old, logging.FileHandler):
+            # the terminal's handlers, and an earlier search's log file when Ray is reused in one process
+            if isinstance(old, _ExperimentLog) or (isinstance(old, logging.StreamHandler) and not isinstance(old, logging.FileHandler)):
                 logger.removeHandler(old)
         logger.addHandler(handler)
         logger.propagate = False
