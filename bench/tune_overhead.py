@@ -1,6 +1,7 @@
 """What dltune's search driver costs on top of Ray Tune, measured side by side in one run.
 
     python bench/tune_overhead.py [--trials 200] [--reports 10] [--startup-trials 5]
+                                  [--rss-trials 100,500,1000] [--only overhead|rss]
 
 1. The same trivial trainable (``--reports`` reports per trial) through
    ``dltune.hpo.tuner.run_search`` (resource plan, monitor, TensorBoard per
@@ -9,16 +10,32 @@
 2. Start-up of a single-worker training trial: dltune's direct path (the loop
    inside the Tune trial) versus the same trial run as a one-worker
    TorchTrainer; prints both medians of the per-trial wall time.
+3. Driver memory: peak RSS of the process running the Tune loop for searches
+   of ``--rss-trials`` trivial one-report trials, each in a fresh process with
+   the local Ray that dltune starts; also the peaks of Ray's GCS + raylet and
+   of the whole head. Target: driver peak at the largest size <= 1.5x the
+   smallest (flat, not linear in trials).
 
-Writes bench/results/tune_overhead.md.
+Writes bench/results/tune_overhead.md (one section per part; running one part
+keeps the other's last section) and, for part 3, tune_overhead.png.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
 import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+import psutil
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -60,16 +77,10 @@ def raw_search(trials: int, out: str, concurrency: int) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
+def overhead(args: argparse.Namespace) -> None:
+    """Parts 1 and 2: one Ray for all four searches."""
     global REPORTS
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, default=200)
-    parser.add_argument("--reports", type=int, default=10)
-    parser.add_argument("--startup-trials", type=int, default=5)
-    args = parser.parse_args()
     REPORTS = args.reports
-
-    import os
 
     import ray
 
@@ -88,10 +99,8 @@ def main() -> None:
     ray.shutdown()
     direct_med = statistics.median(r.wall_time_s for r in direct)
     trainer_med = statistics.median(r.wall_time_s for r in trainer)
-    lines = [
-        "# Tune overhead",
-        "",
-        f"Machine: {cpus} CPUs; command: `python bench/tune_overhead.py --trials {args.trials} --reports {args.reports} --startup-trials {args.startup_trials}`",
+    write_section(OVERHEAD, [
+        f"Machine: {cpus} CPUs; command: `python bench/tune_overhead.py --only overhead --trials {args.trials} --reports {args.reports} --startup-trials {args.startup_trials}`",
         "",
         "| measure | value |",
         "|---|---|",
@@ -100,11 +109,197 @@ def main() -> None:
         f"| **ratio dltune / raw** (target <= 1.10) | **{dlt_s / raw_s:.2f}** |",
         f"| single-worker trial, dltune direct path, median wall | {direct_med:.2f} s |",
         f"| same trial as a 1-worker TorchTrainer, median wall | {trainer_med:.2f} s |",
+    ])
+
+
+# --- part 3: driver memory ----------------------------------------------------
+RSS_CPUS_PER_TRIAL = 0.25  # trivial trials barely use a CPU: run 4 per core so 1000 of them fit in minutes
+RSS_SAMPLE_S = 0.5
+RSS_TARGET = 1.5
+RAY_DAEMONS = ("gcs_server", "raylet")
+MIB = 2**20
+
+
+@dataclass
+class MemoryPeaks:
+    """Peak RSS in bytes, sampled: Ray's GCS + raylet, and every process of the head (driver included)."""
+
+    daemons: int = 0
+    head: int = 0
+
+
+def sample_head(peaks: MemoryPeaks, stop: threading.Event) -> None:
+    """Sum RSS over this process and all its descendants (everything ray.init started) until ``stop``.
+    Shared pages count once per process, so the head total is an upper bound."""
+    me = psutil.Process()
+    while not stop.wait(RSS_SAMPLE_S):
+        daemons = head = 0
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                rss, name = proc.memory_info().rss, proc.name()
+            except psutil.Error:  # gone between listing and reading
+                continue
+            head += rss
+            daemons += rss if name in RAY_DAEMONS else 0
+        peaks.daemons, peaks.head = max(peaks.daemons, daemons), max(peaks.head, head)
+
+
+def rss_child(trials: int) -> None:
+    """One search of ``trials`` one-report trials in this (fresh) process; prints its peaks as JSON."""
+    global REPORTS
+    REPORTS = 1
+    peaks, stop = MemoryPeaks(), threading.Event()
+    sampler = threading.Thread(target=sample_head, args=(peaks, stop), daemon=True)
+    sampler.start()
+    with tempfile.TemporaryDirectory() as tmp:
+        wall_s, rows = dltune_search(trials, tmp, trial_fn=trivial, extra=[f"scaling.cpus_per_worker={RSS_CPUS_PER_TRIAL}"])
+    stop.set()
+    sampler.join()
+    driver = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    print(RSS_LINE + json.dumps({"trials": trials, "finished": len(rows), "wall_s": wall_s, "driver": driver, "daemons": peaks.daemons, "head": peaks.head}), flush=True)
+
+
+RSS_LINE = "rss: "
+
+
+def measure_rss(trials: int, limit_s: float) -> dict[str, float] | None:
+    """The peaks of one search in a fresh process; None when it does not finish within ``limit_s``."""
+    child = subprocess.Popen([sys.executable, __file__, "--rss-child", str(trials)], stdout=subprocess.PIPE, text=True)
+    try:
+        out, _ = child.communicate(timeout=limit_s)
+    except subprocess.TimeoutExpired:
+        child.terminate()  # Ray's SIGTERM handler in the child shuts down the head it started
+        child.communicate()
+        return None
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, child.args)
+    return json.loads(next(line for line in out.splitlines() if line.startswith(RSS_LINE))[len(RSS_LINE):])
+
+
+def measure_sizes(sizes: list[int], limit_s: float) -> list[dict[str, float]]:
+    """Smallest first. Stops before a size that would outlast ``limit_s`` at the rate the last one ran
+    (trial start-up dominates, so wall time is about linear in trials) and after one that did."""
+    rows: list[dict[str, float]] = []
+    for n in sizes:
+        if rows and rows[-1]["wall_s"] * n / rows[-1]["trials"] > limit_s:
+            print(f"{n} trials: skipped, about {rows[-1]['wall_s'] * n / rows[-1]['trials']:.0f} s at the last rate", flush=True)
+            break
+        row = measure_rss(n, limit_s)
+        print(f"{n} trials: " + (f"driver peak {row['driver'] / MIB:.0f} MiB, {row['wall_s']:.0f} s" if row else f"not finished in {limit_s:g} s"), flush=True)
+        if row is None:
+            break
+        rows.append(row)
+    return rows
+
+
+def memory(args: argparse.Namespace) -> None:
+    """Part 3: each size in a fresh process, so no peak carries over from a smaller one."""
+    sizes = [int(n) for n in args.rss_trials.split(",")]
+    rows = measure_sizes(sizes, args.rss_limit_s)
+    if not rows:
+        raise SystemExit(f"--rss-trials: not even {sizes[0]} trials finished within --rss-limit-s {args.rss_limit_s:g}")
+    write_section(MEMORY, memory_section(rows, sizes, args))
+    plot_rss(rows, RESULTS / "tune_overhead.png")
+
+
+def projection(rows: list[dict[str, float]], trials: int) -> list[str]:
+    """A straight line through the measured driver peaks, read at ``trials``: an estimate, not a measurement."""
+    if len(rows) < 2:
+        return []
+    slope, intercept = np.polyfit([r["trials"] for r in rows], [r["driver"] for r in rows], 1)
+    ratio = (intercept + slope * trials) / rows[0]["driver"]
+    return [f"Extrapolated (least-squares line through the measured driver peaks, {slope / 1024:.1f} KiB per trial): "
+            f"{(intercept + slope * trials) / MIB:.0f} MiB at {trials} trials, {ratio:.2f}x the {rows[0]['trials']}-trial peak "
+            f"({'within' if ratio <= RSS_TARGET else 'beyond'} the {RSS_TARGET:g}x target).", ""]
+
+
+def memory_section(rows: list[dict[str, float]], sizes: list[int], args: argparse.Namespace) -> list[str]:
+    done = [r["trials"] for r in rows]
+    skipped = [n for n in sizes if n not in done]
+    ratio = rows[-1]["driver"] / rows[0]["driver"]
+    verdict = "not measured" if skipped else ("met" if ratio <= RSS_TARGET else "missed")
+    return [
+        f"Machine: {os.cpu_count()} CPUs, load average {'/'.join(f'{x:.1f}' for x in os.getloadavg())} at the end; "
+        f"command: `python bench/tune_overhead.py --only rss --rss-trials {args.rss_trials} --rss-limit-s {args.rss_limit_s:g}`",
+        "",
+        f"Trivial trials with one report each, through dltune's run_search (local Ray started by dltune, "
+        f"{RSS_CPUS_PER_TRIAL:g} CPU per trial); each size in a fresh process. Driver: the process running the Tune "
+        "loop, peak RSS from getrusage. GCS + raylet and the head total (driver plus every process Ray started: "
+        f"dashboard, workers, ...) are sampled every {RSS_SAMPLE_S:g} s; the total counts shared pages once per process.",
+        "",
+        "| trials | finished | wall s | driver peak RSS MiB | GCS + raylet peak MiB | head total peak MiB |",
+        "|---|---|---|---|---|---|",
+        *(f"| {r['trials']} | {r['finished']} | {r['wall_s']:.0f} | {r['driver'] / MIB:.0f} | {r['daemons'] / MIB:.0f} | {r['head'] / MIB:.0f} |" for r in rows),
+        "",
+        *([f"Not measured: {', '.join(map(str, skipped))} trials (would not finish within {args.rss_limit_s:g} s each here: "
+           "every trial starts a Ray worker process, and that start-up sets the pace).", ""] if skipped else []),
+        f"**Driver peak at {done[-1]} / at {done[0]} trials: {ratio:.2f}** (target, at {sizes[-1]} trials: <= {RSS_TARGET:g}x; {verdict})",
+        "",
+        *(projection(rows, sizes[-1]) if skipped else []),
+        "![peak RSS against trials](tune_overhead.png)",
     ]
-    text = "\n".join(lines) + "\n"
+
+
+def plot_rss(rows: list[dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    trials = [r["trials"] for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key, label in (("driver", "driver (Tune loop) peak"), ("daemons", "GCS + raylet peak"), ("head", "head total peak")):
+        ax.plot(trials, [r[key] / MIB for r in rows], marker="o", label=label)
+    ax.axhline(rows[0]["driver"] * RSS_TARGET / MIB, color="black", ls="--", lw=1, label=f"target: {RSS_TARGET:g}x driver at {trials[0]}")
+    ax.set_xlabel("trivial trials in the search")
+    ax.set_ylabel("peak RSS (MiB)")
+    ax.set_ylim(bottom=0)
+    ax.set_title("dltune search: peak memory against number of trials")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# --- results file ---------------------------------------------------------------
+OVERHEAD = "Driver time and trial start-up"
+MEMORY = "Driver memory against trials"
+TITLE = "# Tune overhead"
+
+
+def write_section(title: str, lines: list[str]) -> None:
+    """Replace one part's section of tune_overhead.md, keeping the other part's last results."""
+    path = RESULTS / "tune_overhead.md"
+    sections = {OVERHEAD: "", MEMORY: ""}
+    if path.exists():
+        for chunk in path.read_text().split("\n## ")[1:]:
+            name, _, body = chunk.partition("\n")
+            sections[name.strip()] = body.strip()
+    sections[title] = "\n".join(lines)
+    text = "\n\n".join([TITLE, *(f"## {name}\n\n{body}" for name, body in sections.items() if body)]) + "\n"
     print(text)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "tune_overhead.md").write_text(text)
+    path.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--reports", type=int, default=10)
+    parser.add_argument("--startup-trials", type=int, default=5)
+    parser.add_argument("--rss-trials", default="100,500,1000", help="comma-separated search sizes for the memory part, smallest first")
+    parser.add_argument("--rss-limit-s", type=float, default=600, help="wall limit for each memory search; larger sizes that would outlast it are skipped")
+    parser.add_argument("--only", choices=("overhead", "rss"), help="run one part (default: both)")
+    parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)  # one memory measurement, run by the parent
+    args = parser.parse_args()
+    if args.rss_child:
+        rss_child(args.rss_child)
+        return
+    if args.only != "rss":
+        overhead(args)
+    if args.only != "overhead":
+        memory(args)
 
 
 if __name__ == "__main__":
