@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -133,7 +134,51 @@ def test_pbt_exploit_restores_donor_and_applies_mutated_lr(ray_cluster, tmp_path
             assert first["lr"] == pytest.approx(new_config["optim.lr"], rel=1e-9)  # the optimizer uses the mutated lr
             checked += 1
     assert checked >= 1
+    # every trial's result.json keeps each epoch once, across PBT pauses and restarts
+    assert sorted(len(history) for history in _trial_results(exp).values()) == [epochs] * trials
     assert len(_rows(exp)) == trials and result.summary["error"] == 0
+
+
+def test_restarted_trial_keeps_result_lines_logged_since_last_sync(ray_cluster, tmp_path: Path) -> None:
+    from ray.train._internal.session import _TrainingResult
+    from ray.train._internal.storage import StorageContext
+    from ray.tune import Checkpoint
+    from ray.tune.experiment import Trial
+
+    from dltune.hpo.trial_logs import ResultJsonLogger
+
+    def epochs(path: str) -> list[int]:
+        with open(os.path.join(path, "result.json")) as f:
+            return [json.loads(line)["epoch"] for line in f]
+
+    def trial_with_checkpoint(experiment: str) -> Trial:
+        trial = Trial("fn", config={}, storage=StorageContext(str(tmp_path / "storage"), experiment), stub=True)
+        trial.init_local_path()
+        os.makedirs(trial.storage.trial_fs_path, exist_ok=True)
+        trial.run_metadata.checkpoint_manager._latest_checkpoint_result = _TrainingResult(Checkpoint.from_directory(str(tmp_path)), {})
+        return trial
+
+    # the driver logs epochs 1-3, storage was last synced after epoch 1, then PBT pauses and restarts the trial
+    trial, logger = trial_with_checkpoint("pause"), ResultJsonLogger()
+    logger.log_trial_start(trial)
+    logger.log_trial_result(1, trial, {"epoch": 1})
+    logger._trial_files[trial].flush()
+    shutil.copy(os.path.join(trial.local_path, "result.json"), trial.storage.trial_fs_path)
+    for epoch in (2, 3):
+        logger.log_trial_result(epoch, trial, {"epoch": epoch})
+    logger.log_trial_start(trial)
+    logger.log_trial_result(4, trial, {"epoch": 4})
+    logger.on_experiment_end([trial])
+    assert epochs(trial.local_path) == [1, 2, 3, 4]
+
+    # a resumed experiment's driver has no copy of its own: it continues the one in storage
+    resumed, logger = trial_with_checkpoint("resumed"), ResultJsonLogger()
+    with open(os.path.join(resumed.storage.trial_fs_path, "result.json"), "w") as f:
+        f.write('{"epoch": 1}\n')
+    logger.log_trial_start(resumed)
+    logger.log_trial_result(2, resumed, {"epoch": 2})
+    logger.on_experiment_end([resumed])
+    assert epochs(resumed.local_path) == [1, 2]
 
 
 def test_two_worker_trial_reports(ray_cluster, tmp_path: Path) -> None:

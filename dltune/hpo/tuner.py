@@ -24,6 +24,7 @@ from dltune.hpo.monitor import SearchMonitor
 from dltune.hpo.resources import ResourcePlan, plan_resources
 from dltune.hpo.space import grid_size, parse_space
 from dltune.hpo.trial import TRAIN_RUNS, discard_train_runs, multi_worker_trial, single_worker_trial
+from dltune.hpo.trial_logs import ResultJsonLogger
 from dltune.launch.ray_train import HEAD_AVOIDING_RESOURCE, connect_ray, start_local_ray
 from dltune.train.session import experiment_dir, prepare_experiment_dir
 
@@ -174,7 +175,7 @@ def run_search(cfg: Config, resume: bool = False, overwrite: bool = False, verbo
     """Run the search described by ``cfg.tune``; ``trial_fn`` replaces the training trial (benchmarks)."""
     from ray import tune
     from ray.tune import FailureConfig, RunConfig
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+    from ray.tune.logger import CSVLoggerCallback
 
     cfg = absolute_paths(cfg)
     if not cfg.tune.space and trial_fn is None:
@@ -203,7 +204,7 @@ def run_search(cfg: Config, resume: bool = False, overwrite: bool = False, verbo
         name=cfg.output.experiment,
         storage_path=storage_path,
         storage_filesystem=fs,
-        callbacks=[monitor, JsonLoggerCallback(), CSVLoggerCallback()],
+        callbacks=[monitor, ResultJsonLogger(), CSVLoggerCallback()],
         verbose=0,
         failure_config=FailureConfig(max_failures=cfg.tune.max_failures),
         checkpoint_config=checkpoint_policy(cfg, plan),
