@@ -119,6 +119,7 @@ class TuneConfig:
     synch: bool = option(False, help="pbt: synchronous PBT (every trial waits at each perturbation point; no straggler misses an exploit)")
     resample_probability: float = option(0.25, help="pbt: chance to resample a mutated value instead of perturbing it", min=0.0, max=1.0)
     max_failures: int = option(0, help="retries of a failed trial from its last checkpoint", min=0)
+    reuse_actors: bool = option(True, help="single-worker trials run one after another in the same Ray worker process, skipping its start-up and imports (multi-worker trials always start afresh)")
     top_k: int = option(5, help="best trials shown at the end", min=1)
     local_cpus: float = option(0.0, help="local Ray only: logical CPUs to start Ray with (0: the machine's cores)", min=0.0)
 

@@ -9,9 +9,11 @@ import time
 from typing import Any, TextIO
 
 from ray.tune import Callback
+from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from dltune.train.progress import fmt_duration
 
+TB_FLUSH_S = 5
 SKIP_SCALARS = {"epoch", "training_iteration", "timestamp", "time_this_iter_s", "time_total_s", "pid", "time_since_restore", "iterations_since_restore", "checkpoint_dir_name"}
 
 
@@ -83,7 +85,9 @@ class SearchMonitor(Callback):
         if trial.trial_id not in self.writers:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writers[trial.trial_id] = SummaryWriter(os.path.join(self.tb_dir, trial.trial_id))
+            # Flushed in the background every few seconds and on close: a flush per result
+            # cost the driver as much as the rest of its per-result work.
+            self.writers[trial.trial_id] = SummaryWriter(os.path.join(self.tb_dir, trial.trial_id), flush_secs=TB_FLUSH_S)
         return self.writers[trial.trial_id]
 
     def _scalars(self, trial: Any, result: dict[str, Any]) -> None:
@@ -92,7 +96,6 @@ class SearchMonitor(Callback):
         for key, value in result.items():
             if key not in SKIP_SCALARS and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
                 writer.add_scalar(key, value, step)
-        writer.flush()
 
     def _close(self, trial: Any) -> None:
         writer = self.writers.pop(trial.trial_id, None)
@@ -100,7 +103,12 @@ class SearchMonitor(Callback):
             return
         hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in trial.config.items()}
         best = self.trial_best.get(trial.trial_id)
-        writer.add_hparams(hparams, {f"hparam/{self.metric}": best if best is not None else float("nan")}, run_name=".")
+        metrics = {f"hparam/{self.metric}": best if best is not None else float("nan")}
+        # What add_hparams writes, but into this run's own file: add_hparams opens a second writer per trial.
+        for summary in hparams_summaries(hparams, metrics):
+            writer.file_writer.add_summary(summary)
+        for key, value in metrics.items():
+            writer.add_scalar(key, value)
         writer.close()
 
     def counts(self, trials: list) -> dict[str, int]:

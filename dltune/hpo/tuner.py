@@ -227,6 +227,7 @@ def run_search(cfg: Config, resume: bool = False, overwrite: bool = False, verbo
                 num_samples=cfg.tune.num_samples,
                 max_concurrent_trials=plan.resources.concurrency,
                 time_budget_s=cfg.tune.time_budget_s or None,
+                reuse_actors=cfg.tune.reuse_actors and not plan.resources.uses_train_controller,
             ),
             run_config=run_config,
         )
