@@ -139,24 +139,29 @@ def test_pbt_exploit_restores_donor_and_applies_mutated_lr(ray_cluster, tmp_path
     assert len(_rows(exp)) == trials and result.summary["error"] == 0
 
 
-def test_restarted_trial_keeps_result_lines_logged_since_last_sync(ray_cluster, tmp_path: Path) -> None:
+def _trial_with_checkpoint(storage_dir: Path, experiment: str, checkpoint_dir: Path):
+    """A real Tune trial (not running) whose latest checkpoint is ``checkpoint_dir``."""
     from ray.train._internal.session import _TrainingResult
     from ray.train._internal.storage import StorageContext
     from ray.tune import Checkpoint
     from ray.tune.experiment import Trial
 
+    trial = Trial("fn", config={}, storage=StorageContext(str(storage_dir), experiment), stub=True)
+    trial.init_local_path()
+    os.makedirs(trial.storage.trial_fs_path, exist_ok=True)
+    trial.run_metadata.checkpoint_manager._latest_checkpoint_result = _TrainingResult(Checkpoint.from_directory(str(checkpoint_dir)), {"epoch": 3})
+    return trial
+
+
+def test_restarted_trial_keeps_result_lines_logged_since_last_sync(ray_cluster, tmp_path: Path) -> None:
     from dltune.hpo.trial_logs import ResultJsonLogger
 
     def epochs(path: str) -> list[int]:
         with open(os.path.join(path, "result.json")) as f:
             return [json.loads(line)["epoch"] for line in f]
 
-    def trial_with_checkpoint(experiment: str) -> Trial:
-        trial = Trial("fn", config={}, storage=StorageContext(str(tmp_path / "storage"), experiment), stub=True)
-        trial.init_local_path()
-        os.makedirs(trial.storage.trial_fs_path, exist_ok=True)
-        trial.run_metadata.checkpoint_manager._latest_checkpoint_result = _TrainingResult(Checkpoint.from_directory(str(tmp_path)), {})
-        return trial
+    def trial_with_checkpoint(experiment: str):
+        return _trial_with_checkpoint(tmp_path / "storage", experiment, tmp_path)
 
     # the driver logs epochs 1-3, storage was last synced after epoch 1, then PBT pauses and restarts the trial
     trial, logger = trial_with_checkpoint("pause"), ResultJsonLogger()
@@ -179,6 +184,32 @@ def test_restarted_trial_keeps_result_lines_logged_since_last_sync(ray_cluster, 
     logger.log_trial_result(2, resumed, {"epoch": 2})
     logger.on_experiment_end([resumed])
     assert epochs(resumed.local_path) == [1, 2]
+
+
+def test_exploiting_trial_keeps_the_donor_checkpoint_after_the_donor_deletes_it(ray_cluster, tmp_path: Path) -> None:
+    from ray.train._internal.session import _TrainingResult
+    from ray.tune import Checkpoint
+
+    from dltune.hpo.exploits import EXPLOITED_CHECKPOINT, keep_own_copy
+
+    donors = []
+    for epoch in (2, 3):
+        donor = tmp_path / f"donor{epoch}" / f"checkpoint_00000{epoch}"
+        donor.mkdir(parents=True)
+        (donor / "state.pt").write_bytes(f"weights of epoch {epoch}".encode())
+        donors.append(donor)
+    trial = _trial_with_checkpoint(tmp_path / "storage", "exploit", donors[0])
+    keep_own_copy(trial)
+    # a later exploit hands over another donor's checkpoint (as PBT's _exploit does); its copy replaces the first
+    trial.run_metadata.checkpoint_manager._latest_checkpoint_result = _TrainingResult(Checkpoint.from_directory(str(donors[1])), {"epoch": 3})
+    keep_own_copy(trial)
+    for donor in donors:
+        shutil.rmtree(donor)  # the donors trained on and dropped them (CheckpointConfig.num_to_keep)
+    handed = trial.checkpoint
+    assert handed.path == f"{trial.storage.trial_fs_path}/{EXPLOITED_CHECKPOINT}"
+    with handed.as_directory() as d:
+        assert sorted(os.listdir(d)) == ["state.pt"] and (Path(d) / "state.pt").read_bytes() == b"weights of epoch 3"
+    assert trial.run_metadata.checkpoint_manager._latest_checkpoint_result.metrics == {"epoch": 3}
 
 
 @pytest.mark.parametrize("reuse", [True, False])

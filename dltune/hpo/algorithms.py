@@ -153,7 +153,9 @@ def build_scheduler(choice: Choice, cfg: Config, params: list[Param]) -> Any:
     if name == "pbt":
         if not mutated:
             raise ConfigError("tune.mutations: pbt needs at least one key to mutate (or a tune.space key outside model.* and data.*)")
-        return schedulers.PopulationBasedTraining(
+        from dltune.hpo.exploits import SafePBT
+
+        return SafePBT(
             time_attr=TIME_ATTR,
             perturbation_interval=t.perturbation_interval,
             hyperparam_mutations={p.key: list(p.args) if p.kind in ("choice", "grid") else to_tune(p) for p in mutated},
@@ -161,12 +163,12 @@ def build_scheduler(choice: Choice, cfg: Config, params: list[Param]) -> Any:
             resample_probability=t.resample_probability,
             synch=t.synch,
         )
-    from ray.tune.schedulers.pb2 import PB2
+    from dltune.hpo.exploits import SafePB2
 
     bounds = {p.key: list(p.numeric_range) for p in mutated if p.numeric_range is not None}
     if not bounds:
         raise ConfigError("tune.mutations: pb2 needs numeric entries (uniform, loguniform, quniform, randint) to bound its search")
-    return PB2(time_attr=TIME_ATTR, perturbation_interval=t.perturbation_interval, hyperparam_bounds=bounds, quantile_fraction=t.quantile_fraction, synch=t.synch)
+    return SafePB2(time_attr=TIME_ATTR, perturbation_interval=t.perturbation_interval, hyperparam_bounds=bounds, quantile_fraction=t.quantile_fraction, synch=t.synch)
 
 
 def uses_checkpoint_exploits(choice: Choice) -> bool:
