@@ -25,7 +25,7 @@ from dltune.hpo.resources import ResourcePlan, plan_resources
 from dltune.hpo.space import grid_size, parse_space
 from dltune.hpo.trial import TRAIN_RUNS, discard_train_runs, multi_worker_trial, single_worker_trial
 from dltune.hpo.trial_logs import ResultJsonLogger
-from dltune.launch.ray_train import HEAD_AVOIDING_RESOURCE, connect_ray, start_local_ray
+from dltune.launch.ray_train import HEAD_AVOIDING_RESOURCE, init_ray
 from dltune.train.session import experiment_dir, prepare_experiment_dir
 
 RAY_LOG = "ray.log"
@@ -103,12 +103,8 @@ def start_ray(cfg: Config, log_path: str) -> dict[str, float]:
 
     _route_ray_logs(log_path)
     if not ray.is_initialized():
-        address = os.environ.get("RAY_ADDRESS")
-        if address:
-            connect_ray(address, log_to_driver=False, logging_level=logging.WARNING)
-        else:
-            res = local_cluster_resources(cfg)
-            start_local_ray(num_cpus=int(res["CPU"]), num_gpus=int(res["GPU"]), log_to_driver=False, logging_level=logging.WARNING)
+        res = local_cluster_resources(cfg)
+        init_ray(int(res["CPU"]), int(res["GPU"]), log_to_driver=False, logging_level=logging.WARNING)
     return trial_resources(avoid_head=cfg.scaling.avoid_head)
 
 

@@ -19,22 +19,18 @@ HEAD_AVOIDING_RESOURCE = "worker_node"
 GCS_PORT_VARIABLE = "RAY_GCS_SERVER_PORT"  # read by Ray when it starts a head node
 
 
-def init_ray(min_cpus: float = 0, min_gpus: float = 0) -> None:
-    """Connect to RAY_ADDRESS, or start a local Ray sized so the plan fits.
-
-    Locally, logical CPUs are raised to what the plan asks for: Ray's CPU count
-    is a scheduling budget, and a 2-core laptop must still run a 2-worker job.
-    """
+def init_ray(num_cpus: int, num_gpus: int | None, **init_options: Any) -> None:
+    """Connect to RAY_ADDRESS, or start a local Ray with these logical CPUs and GPUs
+    (None: Ray counts the GPUs); nothing when this process is already connected."""
     import ray
 
     if ray.is_initialized():
         return
     address = os.environ.get("RAY_ADDRESS")
     if address:
-        connect_ray(address, log_to_driver=True)
-        return
-    cpus = max(float(os.cpu_count() or 1), min_cpus)
-    start_local_ray(num_cpus=int(cpus + 0.999), num_gpus=int(min_gpus + 0.999) if min_gpus else None)
+        connect_ray(address, **init_options)
+    else:
+        start_local_ray(num_cpus=num_cpus, num_gpus=num_gpus, **init_options)
 
 
 # Ray Train's placement-group cleaner finds its cluster through RAY_ADDRESS or, failing that,
@@ -150,7 +146,11 @@ def run_ray_train(cfg: Config, resume: bool = False, overwrite: bool = False) ->
     exp_dir = experiment_dir(cfg)
     prepare_experiment_dir(exp_dir, resume, overwrite)
     resources = worker_resources(cfg)
-    init_ray(cfg.scaling.num_workers * cfg.scaling.cpus_per_worker, cfg.scaling.num_workers * resources.get("GPU", 0))
+    # Locally, logical CPUs are raised to what the plan asks for: Ray's CPU count is a
+    # scheduling budget, and a 2-core laptop must still run a 2-worker job.
+    min_cpus = cfg.scaling.num_workers * cfg.scaling.cpus_per_worker
+    min_gpus = cfg.scaling.num_workers * resources.get("GPU", 0)
+    init_ray(int(max(float(os.cpu_count() or 1), min_cpus) + 0.999), int(min_gpus + 0.999) if min_gpus else None, log_to_driver=True)
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={"config": schema.to_mapping(cfg), "resume": resume},
