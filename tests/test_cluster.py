@@ -41,9 +41,9 @@ def _tune_args(out: Path, name: str, *overrides: str) -> list[str]:
     return [sys.executable, "-m", "dltune", "tune", "configs/quickstart_tune.yaml", *SMALL, f"output.dir={out}", f"output.experiment={name}", *overrides]
 
 
-def _start(cluster: NamespaceCluster, args: list[str]) -> subprocess.Popen:
+def _start(cluster: NamespaceCluster, args: list[str], **env: str) -> subprocess.Popen:
     """`dltune tune` as a driver on the head node."""
-    return subprocess.Popen(cluster.exec_args(cluster.head, *args), cwd=ROOT, env=cluster.env(), stdout=subprocess.PIPE,
+    return subprocess.Popen(cluster.exec_args(cluster.head, *args), cwd=ROOT, env={**cluster.env(), **env}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
 
@@ -115,17 +115,19 @@ def test_lost_training_worker_restarts_group_from_checkpoint(cluster: NamespaceC
 
 
 def test_driver_sigkill_then_resume_reruns_nothing_finished(cluster: NamespaceCluster, tmp_path: Path) -> None:
+    last_epoch = 20
     exp = tmp_path / "driver_loss"
-    args = _tune_args(tmp_path, "driver_loss", "tune.num_samples=4", "train.epochs=2", "tune.max_concurrent_trials=1")
-    proc = _start(cluster, args)
-    finished = lambda: exp.exists() and sum(1 for e in _epochs_reported(exp).values() if e and e[-1] == 2) >= 1  # noqa: E731
+    # long enough that the kill lands mid-search: trials reuse one worker process, so short ones take a tenth of a second
+    args = _tune_args(tmp_path, "driver_loss", "tune.num_samples=8", f"train.epochs={last_epoch}", "tune.max_concurrent_trials=1")
+    proc = _start(cluster, args, TUNE_GLOBAL_CHECKPOINT_S="1")  # result.json reaches the experiment dir within a second
+    finished = lambda: exp.exists() and sum(1 for e in _epochs_reported(exp).values() if e and e[-1] == last_epoch) >= 1  # noqa: E731
     wait_for(lambda: finished() or proc.poll() is not None, timeout=300, what="a finished trial")
     assert proc.poll() is None
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done_before = {name: list(epochs) for name, epochs in _epochs_reported(exp).items() if epochs and epochs[-1] == 2}
+    done_before = {name: list(epochs) for name, epochs in _epochs_reported(exp).items() if epochs and epochs[-1] == last_epoch}
     _finish(_start(cluster, [*args, "--resume"]))
-    _assert_complete(exp, trials=4, epochs=2)
+    _assert_complete(exp, trials=8, epochs=last_epoch)
     for name, epochs in done_before.items():
         assert _epochs_reported(exp)[name] == epochs  # a finished trial did not run again
 
