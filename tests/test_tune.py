@@ -160,11 +160,8 @@ def test_restarted_trial_keeps_result_lines_logged_since_last_sync(ray_cluster, 
         with open(os.path.join(path, "result.json")) as f:
             return [json.loads(line)["epoch"] for line in f]
 
-    def trial_with_checkpoint(experiment: str):
-        return _trial_with_checkpoint(tmp_path / "storage", experiment, tmp_path)
-
     # the driver logs epochs 1-3, storage was last synced after epoch 1, then PBT pauses and restarts the trial
-    trial, logger = trial_with_checkpoint("pause"), ResultJsonLogger()
+    trial, logger = _trial_with_checkpoint(tmp_path / "storage", "pause", tmp_path), ResultJsonLogger()
     logger.log_trial_start(trial)
     logger.log_trial_result(1, trial, {"epoch": 1})
     logger._trial_files[trial].flush()
@@ -177,7 +174,7 @@ def test_restarted_trial_keeps_result_lines_logged_since_last_sync(ray_cluster, 
     assert epochs(trial.local_path) == [1, 2, 3, 4]
 
     # a resumed experiment's driver has no copy of its own: it continues the one in storage
-    resumed, logger = trial_with_checkpoint("resumed"), ResultJsonLogger()
+    resumed, logger = _trial_with_checkpoint(tmp_path / "storage", "resumed", tmp_path), ResultJsonLogger()
     with open(os.path.join(resumed.storage.trial_fs_path, "result.json"), "w") as f:
         f.write('{"epoch": 1}\n')
     logger.log_trial_start(resumed)
@@ -241,15 +238,17 @@ def test_time_budget_is_honoured(ray_cluster, tmp_path: Path) -> None:
 
 def test_resume_after_driver_sigkill_does_not_rerun_finished_trials(tmp_path: Path) -> None:
     # long enough trials that the kill lands mid-search (in a reused worker process a 3-epoch trial takes a tenth of a second)
-    args = [sys.executable, "-m", "dltune", "tune", "configs/quickstart_tune.yaml", *SMALL, f"output.dir={tmp_path}", "output.experiment=killed",
-            "tune.searcher=random", "tune.scheduler=fifo", "tune.num_samples=12", "train.epochs=20", "tune.max_concurrent_trials=1", "tune.local_cpus=2", LR_SPACE]
+    trials, last_epoch = 12, 20
+    tune_args = ["tune", "configs/quickstart_tune.yaml", *SMALL, f"output.dir={tmp_path}", "output.experiment=killed", "tune.searcher=random", "tune.scheduler=fifo",
+                 f"tune.num_samples={trials}", f"train.epochs={last_epoch}", "tune.max_concurrent_trials=1", "tune.local_cpus=2", LR_SPACE]
+    args = [sys.executable, "-m", "dltune", *tune_args]
     env = dict(os.environ, TUNE_GLOBAL_CHECKPOINT_S="1", RAY_ADDRESS="", OMP_NUM_THREADS="1")
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     exp = tmp_path / "killed"
     deadline = time.monotonic() + 300
     finished: dict[str, int] = {}
     while time.monotonic() < deadline:
-        finished = {tid: len(h) for tid, h in _trial_results(exp).items() if h[-1].get("epoch") == 20} if exp.exists() else {}
+        finished = {tid: len(h) for tid, h in _trial_results(exp).items() if h[-1].get("epoch") == last_epoch} if exp.exists() else {}
         if len(finished) >= 2:
             time.sleep(2)  # let the experiment state record them
             break
@@ -260,12 +259,10 @@ def test_resume_after_driver_sigkill_does_not_rerun_finished_trials(tmp_path: Pa
     before = {tid: len(h) for tid, h in _trial_results(exp).items() if tid in finished}
     assert not (exp / "summary.json").exists()
 
-    resumed = run_cli("tune", "configs/quickstart_tune.yaml", *SMALL, f"output.dir={tmp_path}", "output.experiment=killed", "tune.searcher=random",
-                      "tune.scheduler=fifo", "tune.num_samples=12", "train.epochs=20", "tune.max_concurrent_trials=1", "tune.local_cpus=2", LR_SPACE, "--resume",
-                      env={"RAY_ADDRESS": ""})
+    resumed = run_cli(*tune_args, "--resume", env={"RAY_ADDRESS": ""})
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     rows = _rows(exp)
-    assert len(rows) == 12 and len({r["trial_id"] for r in rows}) == 12
+    assert len(rows) == trials and len({r["trial_id"] for r in rows}) == trials
     after = _trial_results(exp)
     for tid, n in before.items():
         assert len(after[tid]) == n, f"finished trial {tid} was rerun"
