@@ -238,7 +238,7 @@ def test_time_budget_is_honoured(ray_cluster, tmp_path: Path) -> None:
 
 def test_resume_after_driver_sigkill_does_not_rerun_finished_trials(tmp_path: Path) -> None:
     # long enough trials that the kill lands mid-search (in a reused worker process a 3-epoch trial takes a tenth of a second)
-    trials, last_epoch = 12, 20
+    trials, last_epoch = 40, 20  # about a minute of trials: the kill must come well before the end, however slow the sync
     tune_args = ["tune", "configs/quickstart_tune.yaml", *SMALL, f"output.dir={tmp_path}", "output.experiment=killed", "tune.searcher=random", "tune.scheduler=fifo",
                  f"tune.num_samples={trials}", f"train.epochs={last_epoch}", "tune.max_concurrent_trials=1", "tune.local_cpus=2", LR_SPACE]
     args = [sys.executable, "-m", "dltune", *tune_args]
