@@ -268,10 +268,13 @@ def delete(path: str) -> None:
         fs.delete_file(inner)
 
 
-def upload_dir(local_dir: str, remote_dir: str) -> None:
-    """Copy every file under ``local_dir`` to ``remote_dir`` (same relative names)."""
+def upload_dir(local_dir: str, remote_dir: str, skip_hidden: bool = False) -> None:
+    """Copy every file under ``local_dir`` to ``remote_dir`` (same relative names);
+    with ``skip_hidden``, not the dot files (writers' temp files)."""
     for root, _dirs, files in os.walk(local_dir):
         for name in sorted(files):
+            if skip_hidden and name.startswith("."):
+                continue
             src = os.path.join(root, name)
             rel = os.path.relpath(src, local_dir).replace(os.sep, "/")
             write_bytes(join(remote_dir, rel), Path(src).read_bytes())

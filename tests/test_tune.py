@@ -236,6 +236,34 @@ def test_time_budget_is_honoured(ray_cluster, tmp_path: Path) -> None:
     assert elapsed < 12 + 60  # budget plus result export, far below running 2000 trials
 
 
+def _cut_state_file(exp: Path) -> Path:
+    """What a driver killed while Ray copies its experiment state leaves: half a state file, no outputs."""
+    state = max(exp.glob("experiment_state-*.json"))
+    whole = state.read_bytes()
+    state.write_bytes(whole[: len(whole) // 2])
+    (exp / "summary.json").unlink()
+    return state
+
+
+def test_resume_completes_a_truncated_experiment_state_or_refuses_naming_it(ray_cluster, tmp_path: Path) -> None:
+    from dltune.errors import UserError
+    from dltune.hpo.experiment_state import STAGING_RECORD
+
+    args = ["tune.searcher=random", "tune.num_samples=3", "train.epochs=2", LR_SPACE]
+    _search(tmp_path, "cut", *args)
+    exp = tmp_path / "cut"
+    histories = _trial_results(exp)
+    state = _cut_state_file(exp)
+    resumed = tune_api(None, [*SMALL, f"output.dir={tmp_path}", "output.experiment=cut", *args], resume=True, verbose=False)
+    json.loads(state.read_text())  # completed from the driver's staging copy
+    assert resumed.summary["trials"] == 3 and _trial_results(exp) == histories  # every trial known, none rerun
+
+    state = _cut_state_file(exp)
+    (exp / STAGING_RECORD).write_text(json.dumps({"staging_dir": str(tmp_path / "gone")}))  # resumed on another machine
+    with pytest.raises(UserError, match=f"{state.name} is truncated"):
+        tune_api(None, [*SMALL, f"output.dir={tmp_path}", "output.experiment=cut", *args], resume=True, verbose=False)
+
+
 def test_resume_after_driver_sigkill_does_not_rerun_finished_trials(tmp_path: Path) -> None:
     # long enough trials that the kill lands mid-search (in a reused worker process a 3-epoch trial takes a tenth of a second)
     trials, last_epoch = 40, 20  # about a minute of trials: the kill must come well before the end, however slow the sync

@@ -19,7 +19,7 @@ from typing import Any
 from dltune import schema, storage
 from dltune.config import Config, absolute_paths
 from dltune.errors import UserError
-from dltune.hpo import algorithms, results
+from dltune.hpo import algorithms, experiment_state, results
 from dltune.hpo.monitor import SearchMonitor
 from dltune.hpo.resources import ResourcePlan, plan_resources
 from dltune.hpo.space import grid_size, parse_space
@@ -200,12 +200,16 @@ def run_search(cfg: Config, resume: bool = False, overwrite: bool = False, verbo
         name=cfg.output.experiment,
         storage_path=storage_path,
         storage_filesystem=fs,
-        callbacks=[monitor, ResultJsonLogger(), CSVLoggerCallback()],
+        callbacks=[monitor, ResultJsonLogger(), CSVLoggerCallback(), experiment_state.StagingRecorder(exp_dir)],
         verbose=0,
         failure_config=FailureConfig(max_failures=cfg.tune.max_failures),
         checkpoint_config=checkpoint_policy(cfg, plan),
     )
     trainable = _trainable(plan, base, trial_fn)
+    if resume:
+        completed_from = experiment_state.prepare_resume(exp_dir)
+        if completed_from and verbose:
+            print(f"resume: experiment state completed from the killed driver's staging copy ({completed_from})", flush=True)
     if resume and tune.Tuner.can_restore(exp_dir, storage_filesystem=fs):
         tuner = tune.Tuner.restore(exp_dir, trainable=trainable, resume_errored=True, storage_filesystem=fs,
                                    param_space=algorithms.param_space(plan.params, plan.choice))
