@@ -209,6 +209,38 @@ def test_exploiting_trial_keeps_the_donor_checkpoint_after_the_donor_deletes_it(
     assert trial.run_metadata.checkpoint_manager._latest_checkpoint_result.metrics == {"epoch": 3}
 
 
+def test_resumed_trial_whose_recorded_checkpoint_was_deleted_resumes_from_its_newest(ray_cluster, tmp_path: Path) -> None:
+    from ray.train._internal.session import _TrainingResult
+    from ray.train._internal.storage import StorageContext
+    from ray.tune import Checkpoint, CheckpointConfig
+    from ray.tune.experiment import Trial
+
+    from dltune.hpo.experiment_state import resume_from_surviving_checkpoint
+
+    policy = CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="val_acc", checkpoint_score_order="max")
+    trial = Trial("fn", config={}, storage=StorageContext(str(tmp_path), "lag"), stub=True, checkpoint_config=policy)
+    trial.init_local_path()
+    trial_dir = Path(trial.storage.trial_fs_path)
+    reported = []
+    for iteration, acc in [(1, 0.5), (2, 0.7), (3, 0.6), (4, 0.8)]:
+        name = f"checkpoint_{iteration - 1:06d}"
+        (trial_dir / name).mkdir(parents=True)
+        (trial_dir / name / "state.pt").write_bytes(f"epoch {iteration}".encode())
+        reported.append({"training_iteration": iteration, "epoch": iteration, "val_acc": acc, "checkpoint_dir_name": name})
+    (trial_dir / "result.json").write_text("".join(json.dumps(r) + "\n" for r in reported) + '{"epoch": 5, "val')
+    # the saved state knows the first checkpoint only
+    trial.run_metadata.checkpoint_manager.register_checkpoint(_TrainingResult(Checkpoint(str(trial_dir / "checkpoint_000000")), reported[0]))
+    assert not resume_from_surviving_checkpoint(trial)
+    assert trial.checkpoint.path == str(trial_dir / "checkpoint_000000")  # still there: nothing to do
+
+    shutil.rmtree(trial_dir / "checkpoint_000000")  # the trial went on, and num_to_keep dropped it before the next state save
+    assert resume_from_surviving_checkpoint(trial)
+    assert trial.checkpoint.path == str(trial_dir / "checkpoint_000003")
+    assert trial.latest_checkpoint_result.metrics["training_iteration"] == 4  # Tune's iteration count goes on from epoch 4
+    # the best two by val_acc and the latest stay, as Ray's own book-keeping would have left them
+    assert sorted(p.name for p in trial_dir.glob("checkpoint_*")) == ["checkpoint_000001", "checkpoint_000003"]
+
+
 @pytest.mark.parametrize("reuse", [True, False])
 def test_single_worker_trials_reuse_one_process_without_carrying_state(ray_cluster, tmp_path: Path, reuse: bool) -> None:
     _search(tmp_path, "reuse", "tune.searcher=grid", "tune.num_samples=1", "tune.space={optim.lr: {grid: [0.01, 0.03, 0.01]}}", "train.epochs=2",

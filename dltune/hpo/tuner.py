@@ -200,7 +200,7 @@ def run_search(cfg: Config, resume: bool = False, overwrite: bool = False, verbo
         name=cfg.output.experiment,
         storage_path=storage_path,
         storage_filesystem=fs,
-        callbacks=[monitor, ResultJsonLogger(), CSVLoggerCallback(), experiment_state.StagingRecorder(exp_dir)],
+        callbacks=[monitor, ResultJsonLogger(), CSVLoggerCallback(), experiment_state.ExperimentStateGuard(exp_dir, verbose)],
         verbose=0,
         failure_config=FailureConfig(max_failures=cfg.tune.max_failures),
         checkpoint_config=checkpoint_policy(cfg, plan),
