@@ -187,7 +187,7 @@ def test_exploiting_trial_keeps_the_donor_checkpoint_after_the_donor_deletes_it(
     from ray.train._internal.session import _TrainingResult
     from ray.tune import Checkpoint
 
-    from dltune.hpo.exploits import EXPLOITED_CHECKPOINT, keep_own_copy
+    from dltune.hpo.exploits import EXPLOITED_CHECKPOINT, drop_own_copy, keep_own_copy
 
     donors = []
     for epoch in (2, 3):
@@ -207,6 +207,15 @@ def test_exploiting_trial_keeps_the_donor_checkpoint_after_the_donor_deletes_it(
     with handed.as_directory() as d:
         assert sorted(os.listdir(d)) == ["state.pt"] and (Path(d) / "state.pt").read_bytes() == b"weights of epoch 3"
     assert trial.run_metadata.checkpoint_manager._latest_checkpoint_result.metrics == {"epoch": 3}
+
+    copy = Path(handed.path)
+    drop_own_copy(trial)  # finished right after the exploit: the copy is its latest checkpoint and stays
+    assert copy.is_dir()
+    own = Path(trial.storage.trial_fs_path) / "checkpoint_000004"
+    own.mkdir()
+    trial.run_metadata.checkpoint_manager.register_checkpoint(_TrainingResult(Checkpoint.from_directory(str(own)), {"epoch": 4}))
+    drop_own_copy(trial)  # trained on from it: the copy goes when the trial finishes
+    assert not copy.exists() and own.is_dir()
 
 
 def test_resumed_trial_whose_recorded_checkpoint_was_deleted_resumes_from_its_newest(ray_cluster, tmp_path: Path) -> None:
