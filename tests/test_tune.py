@@ -218,25 +218,47 @@ def test_exploiting_trial_keeps_the_donor_checkpoint_after_the_donor_deletes_it(
     assert not copy.exists() and own.is_dir()
 
 
-def test_resumed_trial_whose_recorded_checkpoint_was_deleted_resumes_from_its_newest(ray_cluster, tmp_path: Path) -> None:
-    from ray.train._internal.session import _TrainingResult
-    from ray.train._internal.storage import StorageContext
-    from ray.tune import Checkpoint, CheckpointConfig
-    from ray.tune.experiment import Trial
-
-    from dltune.hpo.experiment_state import resume_from_surviving_checkpoint
-
-    policy = CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="val_acc", checkpoint_score_order="max")
-    trial = Trial("fn", config={}, storage=StorageContext(str(tmp_path), "lag"), stub=True, checkpoint_config=policy)
-    trial.init_local_path()
-    trial_dir = Path(trial.storage.trial_fs_path)
+def _trained_trial_dir(trial_dir: Path, val_accs: list[float]) -> list[dict]:
+    """A trial dir as a trial leaves it: a checkpoint per epoch, result.json with a line cut short by a kill."""
     reported = []
-    for iteration, acc in [(1, 0.5), (2, 0.7), (3, 0.6), (4, 0.8)]:
+    for iteration, acc in enumerate(val_accs, start=1):
         name = f"checkpoint_{iteration - 1:06d}"
         (trial_dir / name).mkdir(parents=True)
         (trial_dir / name / "state.pt").write_bytes(f"epoch {iteration}".encode())
         reported.append({"training_iteration": iteration, "epoch": iteration, "val_acc": acc, "checkpoint_dir_name": name})
     (trial_dir / "result.json").write_text("".join(json.dumps(r) + "\n" for r in reported) + '{"epoch": 5, "val')
+    return reported
+
+
+def _restored_trial(tmp_path: Path):
+    """A trial as Tuner.restore makes it: keep the best two checkpoints by val_acc."""
+    from ray.train._internal.storage import StorageContext
+    from ray.tune import CheckpointConfig
+    from ray.tune.experiment import Trial
+
+    policy = CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="val_acc", checkpoint_score_order="max")
+    trial = Trial("fn", config={}, storage=StorageContext(str(tmp_path), "lag"), stub=True, checkpoint_config=policy)
+    trial.init_local_path()
+    return trial
+
+
+def _assert_goes_on_from_the_fourth_epoch(trial, trial_dir: Path) -> None:
+    assert trial.checkpoint.path == str(trial_dir / "checkpoint_000003")
+    assert trial.latest_checkpoint_result.metrics["training_iteration"] == 4  # Tune's iteration count goes on from epoch 4
+    assert trial.storage.current_checkpoint_index == 3  # its next checkpoint is checkpoint_000004, a new dir
+    # the best two by val_acc and the latest stay, as Ray's own book-keeping would have left them
+    assert sorted(p.name for p in trial_dir.glob("checkpoint_*")) == ["checkpoint_000001", "checkpoint_000003"]
+
+
+def test_resumed_trial_whose_recorded_checkpoint_was_deleted_resumes_from_its_newest(ray_cluster, tmp_path: Path) -> None:
+    from ray.train._internal.session import _TrainingResult
+    from ray.tune import Checkpoint
+
+    from dltune.hpo.experiment_state import resume_from_surviving_checkpoint
+
+    trial = _restored_trial(tmp_path)
+    trial_dir = Path(trial.storage.trial_fs_path)
+    reported = _trained_trial_dir(trial_dir, [0.5, 0.7, 0.6, 0.8])
     # the saved state knows the first checkpoint only
     trial.run_metadata.checkpoint_manager.register_checkpoint(_TrainingResult(Checkpoint(str(trial_dir / "checkpoint_000000")), reported[0]))
     assert not resume_from_surviving_checkpoint(trial)
@@ -244,10 +266,53 @@ def test_resumed_trial_whose_recorded_checkpoint_was_deleted_resumes_from_its_ne
 
     shutil.rmtree(trial_dir / "checkpoint_000000")  # the trial went on, and num_to_keep dropped it before the next state save
     assert resume_from_surviving_checkpoint(trial)
-    assert trial.checkpoint.path == str(trial_dir / "checkpoint_000003")
-    assert trial.latest_checkpoint_result.metrics["training_iteration"] == 4  # Tune's iteration count goes on from epoch 4
-    # the best two by val_acc and the latest stay, as Ray's own book-keeping would have left them
-    assert sorted(p.name for p in trial_dir.glob("checkpoint_*")) == ["checkpoint_000001", "checkpoint_000003"]
+    _assert_goes_on_from_the_fourth_epoch(trial, trial_dir)
+
+
+def test_resumed_trial_that_started_after_the_last_state_save_goes_on_in_its_own_dir(ray_cluster, tmp_path: Path) -> None:
+    from dltune.hpo.experiment_state import adopt_unrecorded_trial_dir
+
+    trial = _restored_trial(tmp_path)  # the state has no dir for it: Ray made a new one
+    new_dir = Path(trial.local_path)
+    trained_in = Path(trial.storage.experiment_fs_path) / f"fn_{trial.trial_id}_2026-01-01_00-00-00"
+    _trained_trial_dir(trained_in, [0.5, 0.7, 0.6, 0.8])
+    assert adopt_unrecorded_trial_dir(trial)
+    assert trial.storage.trial_fs_path == str(trained_in) and not new_dir.exists()
+    _assert_goes_on_from_the_fourth_epoch(trial, trained_in)
+    assert not adopt_unrecorded_trial_dir(trial)  # it has its checkpoints now
+
+
+def test_resumed_search_keeps_one_dir_per_trial(tmp_path: Path) -> None:
+    from dltune.hpo.experiment_state import remove_abandoned_trial_dirs
+
+    started, ran_again, other = (f"single_worker_trial_ab123_{n}_{tag}" for n, tag in
+                                 [("00001", "1_lr=0.1_2026-01-01_00-00-00"), ("00001", "1_lr=0.1_2026-01-01_00-00-09"), ("00002", "2_lr=0.2_2026-01-01_00-00-00")])
+    for name in (started, ran_again, other, "tensorboard"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "result.json").write_text("{}\n")
+    (tmp_path / "results.csv").write_text("trial_id\n")
+    assert remove_abandoned_trial_dirs(str(tmp_path), [str(tmp_path / ran_again), str(tmp_path / other)]) == [started]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([ran_again, other, "tensorboard", "results.csv"])
+
+
+def test_tensorboard_shows_each_epoch_once_when_a_new_driver_goes_on_with_a_trial(ray_cluster, tmp_path: Path) -> None:
+    from ray.train._internal.storage import StorageContext
+    from ray.tune.experiment import Trial
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from dltune.hpo.monitor import SearchMonitor
+
+    trial = Trial("fn", config={"optim.lr": 0.1}, storage=StorageContext(str(tmp_path), "tb"), stub=True)
+    killed, resumed = (SearchMonitor("val_acc", "max", str(tmp_path / "tb"), 0, 1, verbose=False) for _ in range(2))
+    for epoch in (1, 2, 3):
+        killed.on_trial_result(epoch, [trial], trial, {"epoch": epoch, "val_acc": 0.1 * epoch})
+    killed.writers[trial.trial_id].flush()  # what the killed driver got to disk
+    for epoch in (2, 3, 4):  # the new driver resumed the trial from its checkpoint of epoch 1
+        resumed.on_trial_result(epoch, [trial], trial, {"epoch": epoch, "val_acc": 0.5 + 0.1 * epoch})
+    resumed.on_trial_complete(4, [trial], trial)
+    acc = EventAccumulator(str(tmp_path / "tb" / trial.trial_id))
+    acc.Reload()
+    assert [(e.step, round(e.value, 3)) for e in acc.Scalars("val_acc")] == [(1, 0.1), (2, 0.7), (3, 0.8), (4, 0.9)]
 
 
 @pytest.mark.parametrize("reuse", [True, False])
@@ -335,3 +400,10 @@ def test_resume_after_driver_sigkill_does_not_rerun_finished_trials(tmp_path: Pa
     after = _trial_results(exp)
     for tid, n in before.items():
         assert len(after[tid]) == n, f"finished trial {tid} was rerun"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for run in (exp / "tensorboard").iterdir():  # a trial the kill interrupted shows each epoch once, however it went on
+        acc = EventAccumulator(str(run))
+        acc.Reload()
+        steps = [e.step for e in acc.Scalars("val_acc")]
+        assert len(steps) == len(set(steps)) and steps[-1] == last_epoch, (run.name, steps)

@@ -7,12 +7,15 @@ starts over with a search that believes it already made its trials. The driver r
 where its staging dir is; before a resume we finish the interrupted copy from there, and
 refuse, naming the file, when no whole state is left anywhere.
 
-The saved state can also lag behind the checkpoints: a trial that saved `num_to_keep` more
+The saved state can also lag behind the trials. A trial that saved `num_to_keep` more
 checkpoints between two state saves has deleted the one the state names, and Ray would fail
-that trial on resume. It resumes from its newest surviving checkpoint instead.
+it on resume; a trial that started after the last save trained in a dir the state does not
+name, and Ray would start it over in a new one. Both go on from their newest checkpoint on
+storage instead.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -24,6 +27,7 @@ from ray.tune import Callback, Checkpoint
 
 from dltune import storage
 from dltune.errors import UserError
+from dltune.hpo.results import trial_id_of
 
 STAGING_RECORD = "driver_staging.json"
 STATE_PREFIX = "experiment_state-"
@@ -44,10 +48,15 @@ class ExperimentStateGuard(Callback):
         if not self.checked:
             for trial in trials:
                 lost = trial.checkpoint
-                if resume_from_surviving_checkpoint(trial) and self.verbose:
-                    newest = trial.checkpoint.path.rsplit("/", 1)[-1] if trial.checkpoint else "the start"
-                    print(f"resume: trial {trial.trial_id}'s {lost.path.rsplit('/', 1)[-1]} is gone; it resumes from {newest}", flush=True)
+                if resume_from_surviving_checkpoint(trial):
+                    self._say(trial, f"{_name(lost)} is gone")
+                elif adopt_unrecorded_trial_dir(trial):
+                    self._say(trial, f"dir {trial.relative_logdir} was not in the saved state")
             self.checked = True
+
+    def _say(self, trial: Any, why: str) -> None:
+        if self.verbose:
+            print(f"resume: trial {trial.trial_id}: {why}; it goes on from {_name(trial.checkpoint) if trial.checkpoint else 'the start'}", flush=True)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if not self.recorded:
@@ -56,19 +65,16 @@ class ExperimentStateGuard(Callback):
             self.recorded = True
 
 
+def _name(checkpoint: Checkpoint) -> str:
+    return checkpoint.path.rsplit("/", 1)[-1]
+
+
 def _exists(fs: pyarrow.fs.FileSystem, path: str) -> bool:
     return fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound
 
 
-def resume_from_surviving_checkpoint(trial: Any) -> bool:
-    """When the checkpoint the saved state names is gone, rebuild the trial's checkpoint
-    book-keeping from the checkpoints on storage, each with the result it was reported with.
-    Returns whether it had to."""
-    manager = trial.run_metadata.checkpoint_manager
-    latest = manager.latest_checkpoint_result
-    if latest is None or _exists(latest.checkpoint.filesystem, latest.checkpoint.path):
-        return False
-    fs, trial_dir = latest.checkpoint.filesystem, trial.storage.trial_fs_path
+def _reported_checkpoints(fs: pyarrow.fs.FileSystem, trial_dir: str) -> dict[str, dict[str, Any]]:
+    """Checkpoint dir name -> the result it was reported with, from the trial's result.json."""
     results = f"{trial_dir}/result.json"
     reported: dict[str, dict[str, Any]] = {}
     if _exists(fs, results):
@@ -80,13 +86,62 @@ def resume_from_surviving_checkpoint(trial: Any) -> bool:
                     continue  # a line cut short by the kill
                 if result.get("checkpoint_dir_name"):
                     reported[result["checkpoint_dir_name"]] = result
-    manager._checkpoint_results, manager._latest_checkpoint_result = [], None  # none survived: the trial starts over
-    on_storage = sorted(i.base_name for i in fs.get_file_info(pyarrow.fs.FileSelector(trial_dir))
+    return reported
+
+
+def _rebuild_checkpoints(trial: Any) -> None:
+    """The trial's checkpoint book-keeping from its checkpoints on storage, each registered with
+    the result it was reported with, oldest first: the newest ends up the latest and the keep
+    policy prunes as Ray would have. Without one, the trial starts over."""
+    manager, fs, trial_dir = trial.run_metadata.checkpoint_manager, trial.storage.storage_filesystem, trial.storage.trial_fs_path
+    reported = _reported_checkpoints(fs, trial_dir)
+    on_storage = sorted(i.base_name for i in fs.get_file_info(pyarrow.fs.FileSelector(trial_dir, allow_not_found=True))
                         if i.type == pyarrow.fs.FileType.Directory and CHECKPOINT_DIR.fullmatch(i.base_name))
-    for name in on_storage:  # oldest first, so the newest ends up the latest and the policy prunes as Ray would
+    manager._checkpoint_results, manager._latest_checkpoint_result = [], None
+    for name in on_storage:
         if name in reported:
             manager.register_checkpoint(_TrainingResult(Checkpoint(f"{trial_dir}/{name}", filesystem=fs), reported[name]))
+    if on_storage:  # the trial's next checkpoint must not land on one of these
+        trial.storage.current_checkpoint_index = max(trial.storage.current_checkpoint_index, int(on_storage[-1].split("_")[1]))
+
+
+def resume_from_surviving_checkpoint(trial: Any) -> bool:
+    """The saved state names a checkpoint that is gone: rebuild from storage. Returns whether it had to."""
+    latest = trial.checkpoint
+    if latest is None or _exists(latest.filesystem, latest.path):
+        return False
+    _rebuild_checkpoints(trial)
     return True
+
+
+def adopt_unrecorded_trial_dir(trial: Any) -> bool:
+    """A trial that started after the last state save trained in a dir the state does not name,
+    and the restored trial was given a new one. Point it back at the dir it trained in, so it
+    goes on from its checkpoints there instead of starting over beside them."""
+    if trial.status == trial.TERMINATED or trial.checkpoint is not None:
+        return False
+    fs, exp = trial.storage.storage_filesystem, trial.storage.experiment_fs_path
+    prefix = f"{trial.trainable_name}_{trial.trial_id}_"
+    earlier = [i.base_name for i in fs.get_file_info(pyarrow.fs.FileSelector(exp))
+               if i.type == pyarrow.fs.FileType.Directory and i.base_name.startswith(prefix) and i.base_name != trial.relative_logdir]
+    if len(earlier) != 1:
+        return False
+    with contextlib.suppress(OSError):
+        os.rmdir(trial.local_path)  # the empty staging dir made for the new name
+    trial.relative_logdir = trial.storage.trial_dir_name = earlier[0]
+    trial.init_local_path()
+    _rebuild_checkpoints(trial)
+    return True
+
+
+def remove_abandoned_trial_dirs(exp_dir: str, trial_paths: list[str]) -> list[str]:
+    """After a resumed search: a trial the killed driver had started but its state did not
+    know ran again in a new dir; its first dir goes, so that each trial has one."""
+    finished_in = {trial_id_of(path): path.rstrip("/").rsplit("/", 1)[-1] for path in trial_paths}
+    abandoned = [name for name in _listdir(exp_dir) if trial_id_of(name) in finished_in and name != finished_in[trial_id_of(name)]]
+    for name in abandoned:
+        storage.delete(storage.join(exp_dir, name))
+    return abandoned
 
 
 def _newest_state(names: list[str]) -> str | None:

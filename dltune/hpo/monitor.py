@@ -81,18 +81,19 @@ class SearchMonitor(Callback):
     def _better(self, a: float, b: float) -> bool:
         return a > b if self.mode == "max" else a < b
 
-    def _writer(self, trial: Any) -> Any:
+    def _writer(self, trial: Any, step: int) -> Any:
         if trial.trial_id not in self.writers:
             from torch.utils.tensorboard import SummaryWriter
 
             # Flushed in the background every few seconds and on close: a flush per result
-            # cost the driver as much as the rest of its per-result work.
-            self.writers[trial.trial_id] = SummaryWriter(os.path.join(self.tb_dir, trial.trial_id), flush_secs=TB_FLUSH_S)
+            # cost the driver as much as the rest of its per-result work. purge_step: a trial
+            # resumed by a new driver hides what the killed one logged from this step on.
+            self.writers[trial.trial_id] = SummaryWriter(os.path.join(self.tb_dir, trial.trial_id), flush_secs=TB_FLUSH_S, purge_step=step)
         return self.writers[trial.trial_id]
 
     def _scalars(self, trial: Any, result: dict[str, Any]) -> None:
-        writer = self._writer(trial)
         step = int(result.get("epoch", result.get("training_iteration", 0)))
+        writer = self._writer(trial, step)
         for key, value in result.items():
             if key not in SKIP_SCALARS and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
                 writer.add_scalar(key, value, step)

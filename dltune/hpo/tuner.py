@@ -232,6 +232,10 @@ def run_search(cfg: Config, resume: bool = False, overwrite: bool = False, verbo
             run_config=run_config,
         )
     grid = tuner.fit()
+    if resume:
+        for name in experiment_state.remove_abandoned_trial_dirs(exp_dir, [r.path for r in grid]):
+            if verbose:
+                print(f"resume: removed {name}, where the killed driver had started a trial that ran again", flush=True)
     elapsed = time.time() - started
     budget_hit = bool(cfg.tune.time_budget_s) and elapsed >= cfg.tune.time_budget_s
     out = write_outputs(cfg, plan, grid, exp_dir, base, elapsed, budget_hit, verbose)
