@@ -59,6 +59,8 @@ def test_each_searcher_completes_and_respects_num_samples(ray_cluster, tmp_path:
     expected = 4 if searcher == "grid" else 3
     rows = _rows(tmp_path / searcher)
     assert len(rows) == expected == result.summary["trials"]
+    # results.csv names each trial as its TensorBoard run does
+    assert sorted(r["trial_id"] for r in rows) == sorted(p.name for p in (tmp_path / searcher / "tensorboard").iterdir())
     assert len({r["trial_id"] for r in rows}) == expected
     assert result.summary["error"] == 0 and result.best_metric is not None
     if searcher == "auto":
@@ -282,11 +284,15 @@ def test_resumed_trial_that_started_after_the_last_state_save_goes_on_in_its_own
     assert not adopt_unrecorded_trial_dir(trial)  # it has its checkpoints now
 
 
-def test_resumed_search_keeps_one_dir_per_trial(tmp_path: Path) -> None:
+# Trial ids as Ray's variant generator (random, grid) and a searcher (Optuna, BOHB, ...) make them.
+@pytest.mark.parametrize("first_id, second_id", [("ab123_00001", "ab123_00002"), ("6d61db0c", "0a9e4b17")])
+def test_resumed_search_keeps_one_dir_per_trial(tmp_path: Path, first_id: str, second_id: str) -> None:
     from dltune.hpo.experiment_state import remove_abandoned_trial_dirs
+    from dltune.hpo.results import trial_id_of
 
-    started, ran_again, other = (f"single_worker_trial_ab123_{n}_{tag}" for n, tag in
-                                 [("00001", "1_lr=0.1_2026-01-01_00-00-00"), ("00001", "1_lr=0.1_2026-01-01_00-00-09"), ("00002", "2_lr=0.2_2026-01-01_00-00-00")])
+    started, ran_again, other = (f"single_worker_trial_{i}_{tag}" for i, tag in
+                                 [(first_id, "1_lr=0.1_2026-01-01_00-00-00"), (first_id, "1_lr=0.1_2026-01-01_00-00-09"), (second_id, "2_lr=0.2_2026-01-01_00-00-00")])
+    assert [trial_id_of(str(tmp_path / name)) for name in (started, other)] == [first_id, second_id]
     for name in (started, ran_again, other, "tensorboard"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "result.json").write_text("{}\n")

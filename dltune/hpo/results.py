@@ -50,11 +50,13 @@ def _finite(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
 
 
-TRIAL_DIR_ID = re.compile(r"_([0-9a-f]{5}_\d{5})_")
+# Ray names a trial's dir <trainable>_<trial id>_<index>_<params>_<date>; the id is <5 hex>_<5 digits>
+# for trials of Ray's own variant generator and 8 hex digits for trials of a searcher (Optuna, BOHB, ...).
+TRIAL_DIR_ID = re.compile(r"^[A-Za-z_]+?_([0-9a-f]{5}_\d{5}|[0-9a-f]{8})_\d+(?:_|$)")
 
 
 def trial_id_of(trial_path: str) -> str:
-    """The trial id from Ray's trial directory name (NAME_<id>_<index>_<params>_<date>).
+    """The trial id from Ray's trial directory name.
 
     A result's metrics can come from a checkpoint another trial wrote (PBT), so
     their trial_id field is not trusted.
