@@ -52,7 +52,7 @@ def _finite(value: Any) -> float | None:
 
 # Ray names a trial's dir <trainable>_<trial id>_<index>_<params>_<date>; the id is <5 hex>_<5 digits>
 # for trials of Ray's own variant generator and 8 hex digits for trials of a searcher (Optuna, BOHB, ...).
-TRIAL_DIR_ID = re.compile(r"^[A-Za-z_]+?_([0-9a-f]{5}_\d{5}|[0-9a-f]{8})_\d+(?:_|$)")
+TRIAL_DIR_ID = re.compile(r"[A-Za-z_]+?_([0-9a-f]{5}_\d{5}|[0-9a-f]{8})_\d+(?:_|$)")
 
 
 def trial_id_of(trial_path: str) -> str:
@@ -62,7 +62,7 @@ def trial_id_of(trial_path: str) -> str:
     their trial_id field is not trusted.
     """
     name = trial_path.rstrip("/").rsplit("/", 1)[-1]
-    match = TRIAL_DIR_ID.search(name)
+    match = TRIAL_DIR_ID.match(name)
     return match.group(1) if match else name
 
 
