@@ -252,22 +252,41 @@ def _assert_goes_on_from_the_fourth_epoch(trial, trial_dir: Path) -> None:
     assert sorted(p.name for p in trial_dir.glob("checkpoint_*")) == ["checkpoint_000001", "checkpoint_000003"]
 
 
-def test_resumed_trial_whose_recorded_checkpoint_was_deleted_resumes_from_its_newest(ray_cluster, tmp_path: Path) -> None:
+def _saved_state_names(trial, name: str, result: dict) -> None:
     from ray.train._internal.session import _TrainingResult
     from ray.tune import Checkpoint
 
-    from dltune.hpo.experiment_state import resume_from_surviving_checkpoint
+    trial.run_metadata.checkpoint_manager.register_checkpoint(_TrainingResult(Checkpoint(str(Path(trial.storage.trial_fs_path) / name)), result))
+
+
+def test_resumed_trial_keeps_the_checkpoint_of_an_up_to_date_state_or_an_exploit(ray_cluster, tmp_path: Path) -> None:
+    from dltune.hpo.exploits import EXPLOITED_CHECKPOINT
+    from dltune.hpo.experiment_state import resume_from_newest_checkpoint
+
+    up_to_date, exploited = _restored_trial(tmp_path), _restored_trial(tmp_path)
+    _saved_state_names(up_to_date, "checkpoint_000003", _trained_trial_dir(Path(up_to_date.storage.trial_fs_path), [0.5, 0.7, 0.6, 0.8])[3])
+    assert not resume_from_newest_checkpoint(up_to_date)
+    exploited_dir = Path(exploited.storage.trial_fs_path)
+    reported = _trained_trial_dir(exploited_dir, [0.5, 0.7, 0.6, 0.8])
+    (exploited_dir / EXPLOITED_CHECKPOINT).mkdir()  # the state was saved right after an exploit
+    _saved_state_names(exploited, EXPLOITED_CHECKPOINT, reported[1])
+    assert not resume_from_newest_checkpoint(exploited)
+    assert exploited.checkpoint.path == str(exploited_dir / EXPLOITED_CHECKPOINT)
+
+
+# The saved state knows the first checkpoint only: the trial reported three more after it, and
+# num_to_keep may have dropped the first before the next state save.
+@pytest.mark.parametrize("recorded_deleted", [False, True])
+def test_resumed_trial_whose_saved_state_lags_goes_on_from_its_newest_checkpoint(ray_cluster, tmp_path: Path, recorded_deleted: bool) -> None:
+    from dltune.hpo.experiment_state import resume_from_newest_checkpoint
 
     trial = _restored_trial(tmp_path)
     trial_dir = Path(trial.storage.trial_fs_path)
     reported = _trained_trial_dir(trial_dir, [0.5, 0.7, 0.6, 0.8])
-    # the saved state knows the first checkpoint only
-    trial.run_metadata.checkpoint_manager.register_checkpoint(_TrainingResult(Checkpoint(str(trial_dir / "checkpoint_000000")), reported[0]))
-    assert not resume_from_surviving_checkpoint(trial)
-    assert trial.checkpoint.path == str(trial_dir / "checkpoint_000000")  # still there: nothing to do
-
-    shutil.rmtree(trial_dir / "checkpoint_000000")  # the trial went on, and num_to_keep dropped it before the next state save
-    assert resume_from_surviving_checkpoint(trial)
+    _saved_state_names(trial, "checkpoint_000000", reported[0])
+    if recorded_deleted:
+        shutil.rmtree(trial_dir / "checkpoint_000000")
+    assert resume_from_newest_checkpoint(trial)  # not from checkpoint_000000: epochs 2-4 would be reported twice
     _assert_goes_on_from_the_fourth_epoch(trial, trial_dir)
 
 

@@ -7,11 +7,11 @@ starts over with a search that believes it already made its trials. The driver r
 where its staging dir is; before a resume we finish the interrupted copy from there, and
 refuse, naming the file, when no whole state is left anywhere.
 
-The saved state can also lag behind the trials. A trial that saved `num_to_keep` more
-checkpoints between two state saves has deleted the one the state names, and Ray would fail
-it on resume; a trial that started after the last save trained in a dir the state does not
-name, and Ray would start it over in a new one. Both go on from their newest checkpoint on
-storage instead.
+The saved state can also lag behind the trials. A trial that reported checkpoints after the
+last state save would redo those epochs from the older checkpoint the state names, or fail
+when `num_to_keep` has deleted it; a trial that started after the last save trained in a dir
+the state does not name, and Ray would start it over in a new one. All go on from their
+newest checkpoint on storage instead.
 """
 from __future__ import annotations
 
@@ -47,9 +47,9 @@ class ExperimentStateGuard(Callback):
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
         if not self.checked:
             for trial in trials:
-                lost = trial.checkpoint
-                if resume_from_surviving_checkpoint(trial):
-                    self._say(trial, f"{_name(lost)} is gone")
+                recorded = trial.checkpoint
+                if resume_from_newest_checkpoint(trial):
+                    self._say(trial, f"the saved state names {_name(recorded)}, not its newest checkpoint")
                 elif adopt_unrecorded_trial_dir(trial):
                     self._say(trial, f"dir {trial.relative_logdir} was not in the saved state")
             self.checked = True
@@ -89,14 +89,20 @@ def _reported_checkpoints(fs: pyarrow.fs.FileSystem, trial_dir: str) -> dict[str
     return reported
 
 
+def _checkpoints_on_storage(trial: Any) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """The trial's checkpoint dir names on storage, oldest first, and the results it reported them with."""
+    fs, trial_dir = trial.storage.storage_filesystem, trial.storage.trial_fs_path
+    on_storage = sorted(i.base_name for i in fs.get_file_info(pyarrow.fs.FileSelector(trial_dir, allow_not_found=True))
+                        if i.type == pyarrow.fs.FileType.Directory and CHECKPOINT_DIR.fullmatch(i.base_name))
+    return on_storage, _reported_checkpoints(fs, trial_dir)
+
+
 def _rebuild_checkpoints(trial: Any) -> None:
     """The trial's checkpoint book-keeping from its checkpoints on storage, each registered with
     the result it was reported with, oldest first: the newest ends up the latest and the keep
     policy prunes as Ray would have. Without one, the trial starts over."""
     manager, fs, trial_dir = trial.run_metadata.checkpoint_manager, trial.storage.storage_filesystem, trial.storage.trial_fs_path
-    reported = _reported_checkpoints(fs, trial_dir)
-    on_storage = sorted(i.base_name for i in fs.get_file_info(pyarrow.fs.FileSelector(trial_dir, allow_not_found=True))
-                        if i.type == pyarrow.fs.FileType.Directory and CHECKPOINT_DIR.fullmatch(i.base_name))
+    on_storage, reported = _checkpoints_on_storage(trial)
     manager._checkpoint_results, manager._latest_checkpoint_result = [], None
     for name in on_storage:
         if name in reported:
@@ -105,10 +111,22 @@ def _rebuild_checkpoints(trial: Any) -> None:
         trial.storage.current_checkpoint_index = max(trial.storage.current_checkpoint_index, int(on_storage[-1].split("_")[1]))
 
 
-def resume_from_surviving_checkpoint(trial: Any) -> bool:
-    """The saved state names a checkpoint that is gone: rebuild from storage. Returns whether it had to."""
-    latest = trial.checkpoint
-    if latest is None or _exists(latest.filesystem, latest.path):
+def _state_lags_behind(trial: Any, recorded: Checkpoint) -> bool:
+    """Whether the checkpoint the saved state names is gone, or older than one the trial reported since."""
+    if not _exists(recorded.filesystem, recorded.path):
+        return True
+    name = _name(recorded)
+    if not CHECKPOINT_DIR.fullmatch(name):
+        return False  # a PBT exploit's copy of a donor's checkpoint: the state is as new as the exploit
+    on_storage, reported = _checkpoints_on_storage(trial)
+    return any(other > name and other in reported for other in on_storage)  # zero-padded indices order as strings
+
+
+def resume_from_newest_checkpoint(trial: Any) -> bool:
+    """The saved state lags behind the trial's checkpoints on storage: rebuild from them, so that
+    the trial neither fails on a deleted checkpoint nor reports epochs twice. Returns whether it had to."""
+    recorded = trial.checkpoint
+    if recorded is None or not _state_lags_behind(trial, recorded):
         return False
     _rebuild_checkpoints(trial)
     return True
