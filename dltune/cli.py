@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable
 
 from dltune import __version__, storage
-from dltune.errors import UserError
+from dltune.errors import ChildFailed, UserError, describe
 
 EPILOG = """examples:
   dltune train configs/quickstart.yaml                      # digits, in this process
@@ -85,39 +85,28 @@ def run_guarded(body: Callable[[], int], debug: bool) -> int:
     except KeyboardInterrupt:
         print("dltune: interrupted", file=sys.stderr)
         return 130
+    except ChildFailed as exc:
+        return exc.returncode
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
         if debug:
             traceback.print_exc()
-        print(f"dltune: failed: {type(exc).__name__}: {storage.redact(storage.first_line(str(exc)))} (rerun with --debug for the traceback)", file=sys.stderr)
+        print(f"dltune: failed: {storage.redact(describe(exc))} (rerun with --debug for the traceback)", file=sys.stderr)
         return 1
 
 
 def cmd_train(args: argparse.Namespace, overrides: list[str]) -> int:
-    from dltune.config import load_config
+    from dltune import api
 
     if args.launcher:
         overrides = [*overrides, f"scaling.launcher={args.launcher}"]
-    cfg = load_config(args.config, overrides)
-    if cfg.scaling.launcher == "torchrun":
-        from dltune.launch.torchrun import run_torchrun
-
-        return run_torchrun(cfg, args.config, overrides, args.resume, args.overwrite)
-    if cfg.scaling.launcher == "ray":
-        from dltune.launch.ray_train import run_ray_train
-
-        run_ray_train(cfg, args.resume, args.overwrite)
-        return 0
-    from dltune.launch.local import run_local
-
-    run_local(cfg, resume=args.resume, overwrite=args.overwrite, verbose=not args.quiet)
+    api.train(args.config, overrides, resume=args.resume, overwrite=args.overwrite, verbose=not args.quiet)
     return 0
 
 
 def cmd_tune(args: argparse.Namespace, overrides: list[str]) -> int:
-    from dltune.config import load_config
-    from dltune.hpo.tuner import run_search
+    from dltune import api
 
-    run_search(load_config(args.config, overrides), resume=args.resume, overwrite=args.overwrite, verbose=not args.quiet)
+    api.tune(args.config, overrides, resume=args.resume, overwrite=args.overwrite, verbose=not args.quiet)
     return 0
 
 
@@ -132,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # import paths in configs resolve from here, as under `python -m`
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     debug = getattr(args, "debug", False)

@@ -12,14 +12,16 @@ from typing import Any, Literal
 
 import yaml
 
-from dltune import schema, storage
+from dltune import plugins, schema, storage
 from dltune.errors import ConfigError
 from dltune.schema import option, section
+from dltune.space import parse_space
 
 
 @dataclass
 class DataConfig:
-    name: Literal["digits", "cifar10", "imagefolder", "tabular", "synthetic"] = option("digits", help="dataset by name")
+    name: Literal["digits", "cifar10", "imagefolder", "tabular", "synthetic"] = option("digits", help="dataset by name (ignored when target is set)")
+    target: str = option("", help="built-in loop: user datasets 'package.module:function', called as function(config) and returning dltune.TorchDatasets")
     path: str = option("", help="training data: a file, a directory or a glob; local, NFS, hdfs://, webhdfs:// or s3://")
     val_path: str = option("", help="validation data (same forms as path); empty: split val_fraction off the training data")
     val_fraction: float = option(0.2, help="share of the training data held out for validation when val_path is empty", gt=0.0, max=0.9)
@@ -49,8 +51,7 @@ class ModelConfig:
     kwargs: dict[str, Any] = option({}, help="free-form arguments for a user model factory (model_cfg.kwargs)")
 
     def validate(self) -> None:
-        if self.target and ":" not in self.target:
-            raise ConfigError(f"model.target: expected 'package.module:function', got {self.target!r}")
+        plugins.check_import_path("model.target", self.target)
 
 
 @dataclass
@@ -67,7 +68,9 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = option(10, help="training epochs", min=1)
+    fn: str = option("", help="the training function 'package.module:function', called with the run context (docs/bring_your_own.md); empty: the built-in loop")
+    loss: str = option("", help="built-in loop: user loss 'package.module:function', called as loss(output, target) -> scalar tensor; empty: by task")
+    epochs: int = option(10, help="training epochs (schedulers' full fidelity: a train.fn should run this many)", min=1)
     batch_size: int = option(64, help="batch size per training process (the global batch is batch_size x world size)", min=1)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = option("auto", help="auto: bf16 autocast on GPU, fp32 on CPU; fp16 uses a gradient scaler")
     grad_clip: float = option(0.0, help="clip the gradient norm to this value (0: off)", min=0.0)
@@ -78,6 +81,10 @@ class TrainConfig:
     channels_last: bool = option(False, help="image models: channels_last memory format (faster convs on GPU with AMP)")
     compile: bool = option(False, help="wrap the model in torch.compile")
     device: Literal["auto", "cpu", "cuda"] = option("auto", help="auto: cuda when scaling.use_gpu and a GPU is visible, else cpu")
+
+    def validate(self) -> None:
+        plugins.check_import_path("train.fn", self.fn)
+        plugins.check_import_path("train.loss", self.loss)
 
 
 @dataclass
@@ -107,10 +114,12 @@ class TuneConfig:
     time_budget_s: float = option(0.0, help="stop the search after this many seconds (0: no limit)", min=0.0)
     max_concurrent_trials: int | Literal["auto"] = option("auto", help="trials at once; auto: as many as the cluster can hold with all their workers")
     seed: int = option(0, help="seed for searchers that take one")
-    searcher: Literal["auto", "random", "grid", "optuna", "hyperopt", "blendsearch", "cfo", "bohb"] = option("auto", help="search algorithm; auto picks from the space and the job (docs/tuning.md)")
-    sampler: Literal["tpe", "cmaes", "gp"] = option("tpe", help="optuna's sampler")
+    searcher: str = option("auto", help="search algorithm by name (docs/tuning.md), or 'package.module:Class' of a Ray Tune Searcher or an Optuna sampler; auto picks from the space and the job")
+    searcher_kwargs: dict[str, Any] = option({}, help="keyword arguments for the searcher (optuna: for its sampler, e.g. multivariate, n_startup_trials, constant_liar)")
+    sampler: str = option("tpe", help="optuna's sampler by name")
     low_cost: dict[str, Any] = option({}, help="blendsearch/cfo: partial config known to be cheap, where the search starts")
-    scheduler: Literal["auto", "fifo", "asha", "hyperband", "median", "pbt", "pb2"] = option("auto", help="trial scheduler; auto: chosen with the searcher when searcher=auto, else fifo (bohb: its HyperBand)")
+    scheduler: str = option("auto", help="trial scheduler by name (docs/tuning.md), or 'package.module:Class' of a Ray Tune TrialScheduler; auto: chosen with the searcher when searcher=auto, else fifo (bohb: its HyperBand)")
+    scheduler_kwargs: dict[str, Any] = option({}, help="keyword arguments for the scheduler, over dltune's own (time_attr, max_t, ...)")
     grace_period: int = option(1, help="asha/hyperband/median: epochs before a trial may be stopped", min=1)
     reduction_factor: float = option(3.0, help="asha/hyperband/bohb: keep 1/reduction_factor at each rung", gt=1.0)
     perturbation_interval: int = option(2, help="pbt/pb2: epochs between exploit/explore steps", min=1)
@@ -133,8 +142,19 @@ class Config:
     scaling: ScalingConfig = section(ScalingConfig, help="processes and devices")
     output: OutputConfig = section(OutputConfig, help="where results go")
     tune: TuneConfig = section(TuneConfig, help="hyperparameter search (dltune tune)")
+    params: dict[str, Any] = option({}, help="free-form values for a train.fn (ctx.params): any keys, set with params.key=value, searched as tune.space params.key")
 
     def validate(self) -> None:
+        if self.data.target:
+            plugins.check_import_path("data.target", self.data.target)
+        else:
+            self._validate_named_data()
+        if self.tune.space:
+            parse_space(self.tune.space, Config)
+        if self.scaling.launcher == "local" and self.scaling.num_workers > 1 and "WORLD_SIZE" not in os.environ:
+            raise ConfigError("scaling.num_workers: the local launcher runs one process; use scaling.launcher=torchrun or ray for more")
+
+    def _validate_named_data(self) -> None:
         if self.data.name in ("cifar10", "imagefolder", "tabular") and not self.data.path:
             raise ConfigError(f"data.path: required for data.name={self.data.name}")
         if self.data.name == "tabular":
@@ -146,12 +166,6 @@ class Config:
                 raise ConfigError("data.num_classes: set the number of classes for multiclass tabular data")
         if self.model.name == "deepfm" and not self.model.target and self.data.name != "tabular" and not (self.data.name == "synthetic" and self.data.task != "multiclass"):
             raise ConfigError("model.name: deepfm needs tabular data (data.name=tabular)")
-        if self.tune.space:
-            from dltune.hpo.space import parse_space
-
-            parse_space(self.tune.space, "tune.space")
-        if self.scaling.launcher == "local" and self.scaling.num_workers > 1 and "WORLD_SIZE" not in os.environ:
-            raise ConfigError("scaling.num_workers: the local launcher runs one process; use scaling.launcher=torchrun or ray for more")
 
 
 def load_mapping(path: str) -> dict[str, Any]:

@@ -22,8 +22,24 @@ closest valid name.
 """
 
 
+def _registered() -> dict[str, str]:
+    """Keys whose valid names come from a registry, not from the config's types."""
+    from dltune.hpo import algorithms
+
+    return {
+        "tune.searcher": ", ".join(["auto", *algorithms.SEARCHERS]),
+        "tune.scheduler": ", ".join(["auto", *algorithms.SCHEDULERS]),
+        "tune.sampler": ", ".join(algorithms.SAMPLERS),
+    }
+
+
 def reference() -> str:
-    rows = [f"| `{key}` | {tp.replace('|', '&#124;')} | `{default}` | {help_text} |" for key, tp, default, help_text in schema.describe(Config)]
+    names = _registered()
+    rows = []
+    for key, tp, default, help_text in schema.describe(Config):
+        if key in names:
+            help_text += f" (names: {names[key]})"
+        rows.append(f"| `{key}` | {tp.replace('|', '&#124;')} | `{default}` | {help_text} |")
     return HEADER + "\n".join(rows) + "\n"
 
 

@@ -1,6 +1,13 @@
 """Errors the CLI turns into one line and an exit code."""
 from __future__ import annotations
 
+import os
+import sysconfig
+import traceback
+from types import TracebackType
+
+_NOT_USER_CODE = tuple(os.path.realpath(p) + os.sep for p in {os.path.dirname(__file__), sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+
 
 class UserError(Exception):
     """Bad input from the user (config, flags, data): exit code 2, one line, no traceback."""
@@ -12,3 +19,53 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """A dataset that cannot be read as configured; the message names the file or column."""
+
+
+class TrainFnError(Exception):
+    """A training function raised inside a worker: its exception type, message and file:line,
+    carried through Ray's wrappers to the driver's one error line (exit code 1)."""
+
+    def __init__(self, type_name: str, message: str, location: str) -> None:
+        super().__init__(type_name, message, location)
+        self.type_name, self.message, self.location = type_name, message, location
+
+    def __str__(self) -> str:
+        return f"{self.type_name}: {self.message}" + (f" ({self.location})" if self.location else "")
+
+    @classmethod
+    def of(cls, exc: BaseException) -> TrainFnError:
+        return cls(type(exc).__name__, first_line(str(exc)), where(exc.__traceback__))
+
+
+def first_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else text
+
+
+def where(tb: TracebackType | None) -> str:
+    """file:line of the innermost frame in the user's own code (else the innermost frame)."""
+    frames = traceback.extract_tb(tb)
+    if not frames:
+        return ""
+    own = [f for f in frames if not os.path.realpath(f.filename).startswith(_NOT_USER_CODE)]
+    frame = (own or frames)[-1]
+    path = os.path.relpath(frame.filename) if not os.path.relpath(frame.filename).startswith("..") else frame.filename
+    return f"{path}:{frame.lineno}"
+
+
+def describe(exc: BaseException) -> str:
+    """'Type: first line of the message (file:line)' for the CLI's one error line."""
+    if isinstance(exc, TrainFnError):
+        return str(exc)
+    return str(TrainFnError.of(exc))
+
+
+class ChildFailed(Exception):
+    """A process dltune started (torchrun) failed and has already said why: exit with its code."""
+
+    def __init__(self, returncode: int) -> None:
+        super().__init__(returncode)
+        self.returncode = returncode
+
+    def __str__(self) -> str:
+        return f"a child process exited with code {self.returncode}"

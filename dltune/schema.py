@@ -117,7 +117,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         text = str(value).lower() if isinstance(value, (str, bool)) else value
         if text in choices:
             return text
-        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}{_near(value, choices)}")
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}{near(value, choices)}")
     if origin is list:
         (item,) = get_args(tp)
         if isinstance(value, str):
@@ -162,7 +162,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     raise TypeError(f"unsupported config type {tp!r} at {key}")
 
 
-def _near(value: Any, choices: tuple) -> str:
+def near(value: Any, choices: tuple) -> str:
     match = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.5)
     return f" (did you mean '{match[0]}'?)" if match else ""
 
@@ -197,14 +197,12 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def set_dotted(cls: type, mapping: dict[str, Any], dotted: str, value: Any) -> None:
-    """Set ``dotted`` in ``mapping``, checking each step is a key of ``cls`` (free-form dicts excepted)."""
+def type_at(cls: type, dotted: str) -> Any:
+    """The type of ``dotted`` in dataclass ``cls`` (Any inside free-form mappings); ConfigError for an unknown key."""
     parts = dotted.split(".")
-    node = mapping
     tp: Any = cls
     for i, part in enumerate(parts):
         here = ".".join(parts[: i + 1])
-        last = i == len(parts) - 1
         if dataclasses.is_dataclass(tp):
             names = [f.name for f in dataclasses.fields(tp)]
             if part not in names:
@@ -214,14 +212,21 @@ def set_dotted(cls: type, mapping: dict[str, Any], dotted: str, value: Any) -> N
             tp = Any
         else:
             raise ConfigError(f"{here}: '{'.'.join(parts[:i])}' is not a section")
-        if last:
-            node[part] = value
-        else:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = {}
-                node[part] = child
-            node = child
+    return tp
+
+
+def set_dotted(cls: type, mapping: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``dotted`` in ``mapping``, checking each step is a key of ``cls`` (free-form dicts excepted)."""
+    type_at(cls, dotted)
+    *parents, last = dotted.split(".")
+    node = mapping
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[last] = value
 
 
 def describe(cls: type, path: str = "") -> list[tuple[str, str, str, str]]:

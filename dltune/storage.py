@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
 
-from dltune.errors import UserError
+from dltune.errors import UserError, first_line
 
 
 class StorageError(UserError):
@@ -314,8 +314,3 @@ def redact(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(redact(v) for v in value)
     return value
-
-
-def first_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[0] if lines else text

@@ -1,6 +1,7 @@
 """Shared fixtures: tiny datasets written by the tests, CLI runner, Ray lifecycle."""
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import subprocess
@@ -68,6 +69,18 @@ def ctr_dir(tmp_path: Path) -> Path:
     return tmp_path / "ctr"
 
 
+@pytest.fixture(scope="session")
+def user_root(tmp_path_factory: pytest.TempPathFactory):
+    """tests/user_package.py's byo_user package on disk and on this process's path."""
+    from user_package import forget_user_package, write_user_package
+
+    root = write_user_package(tmp_path_factory.mktemp("user"))
+    sys.path.insert(0, str(root))
+    yield root
+    sys.path.remove(str(root))
+    forget_user_package()
+
+
 def start_test_ray() -> None:
     """A local Ray with 4 logical CPUs, whatever the machine has."""
     from dltune.launch.ray_train import start_local_ray
@@ -75,11 +88,18 @@ def start_test_ray() -> None:
     start_local_ray(num_cpus=4, log_to_driver=False)
 
 
-@pytest.fixture
-def ray_local():
-    """A local Ray with explicit logical CPUs, always shut down."""
-    import ray
+def pbt_exploits(exp: Path) -> list[list]:
+    """[target tag, donor tag, target iteration, donor iteration, donor config, new config] per exploit."""
+    path = exp / "pbt_global.txt"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
-    start_test_ray()
-    yield ray
-    ray.shutdown()
+
+def trial_results(exp: Path) -> dict[str, list[dict]]:
+    out = {}
+    for trial_dir in exp.iterdir():
+        result = trial_dir / "result.json"
+        if result.is_file():
+            lines = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+            if lines:
+                out[lines[0]["trial_id"]] = lines
+    return out

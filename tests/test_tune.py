@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, run_cli, start_test_ray
+from conftest import ROOT, pbt_exploits as _pbt_exploits, run_cli, start_test_ray, trial_results as _trial_results
 from dltune.api import tune as tune_api
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -96,23 +96,6 @@ def test_asha_stops_weak_trials_early_and_outputs_read_back(ray_cluster, tmp_pat
     trained = run_cli("train", str(exp / "best_config.yaml"), f"output.dir={tmp_path}")
     assert trained.returncode == 0, trained.stderr
     assert json.loads((tmp_path / "asha-best" / "summary.json").read_text())["status"] == "finished"
-
-
-def _pbt_exploits(exp: Path) -> list[list]:
-    """[target tag, donor tag, target iteration, donor iteration, donor config, new config] per exploit."""
-    path = exp / "pbt_global.txt"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def _trial_results(exp: Path) -> dict[str, list[dict]]:
-    out = {}
-    for trial_dir in exp.iterdir():
-        result = trial_dir / "result.json"
-        if result.is_file():
-            lines = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
-            if lines:
-                out[lines[0]["trial_id"]] = lines
-    return out
 
 
 @pytest.mark.parametrize(("workers", "trials", "epochs"), [(1, 4, 6), (2, 2, 4)])
@@ -395,13 +378,18 @@ def test_resume_completes_a_truncated_experiment_state_or_refuses_naming_it(ray_
         tune_api(None, [*SMALL, f"output.dir={tmp_path}", "output.experiment=cut", *args], resume=True, verbose=False)
 
 
-def test_resume_after_driver_sigkill_does_not_rerun_finished_trials(tmp_path: Path) -> None:
+# The built-in loop, and a user's train.fn (tests/user_package.py) with its own checkpoints.
+TRAIN_FN = ["train.fn=byo_user.train:train", "params={lr: 0.1, hidden: 8, sleep: 0.02}", "tune.space={params.lr: {loguniform: [0.001, 0.3]}}"]
+
+
+@pytest.mark.parametrize("own", [[LR_SPACE], TRAIN_FN], ids=["builtin", "train_fn"])
+def test_resume_after_driver_sigkill_does_not_rerun_finished_trials(tmp_path: Path, user_root: Path, own: list[str]) -> None:
     # long enough trials that the kill lands mid-search (in a reused worker process a 3-epoch trial takes a tenth of a second)
     trials, last_epoch = 40, 20  # about a minute of trials: the kill must come well before the end, however slow the sync
     tune_args = ["tune", "configs/quickstart_tune.yaml", *SMALL, f"output.dir={tmp_path}", "output.experiment=killed", "tune.searcher=random", "tune.scheduler=fifo",
-                 f"tune.num_samples={trials}", f"train.epochs={last_epoch}", "tune.max_concurrent_trials=1", "tune.local_cpus=2", LR_SPACE]
+                 f"tune.num_samples={trials}", f"train.epochs={last_epoch}", "tune.max_concurrent_trials=1", "tune.local_cpus=2", *own]
     args = [sys.executable, "-m", "dltune", *tune_args]
-    env = dict(os.environ, TUNE_GLOBAL_CHECKPOINT_S="1", RAY_ADDRESS="", OMP_NUM_THREADS="1")
+    env = dict(os.environ, TUNE_GLOBAL_CHECKPOINT_S="1", RAY_ADDRESS="", OMP_NUM_THREADS="1", PYTHONPATH=str(user_root))
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     exp = tmp_path / "killed"
     deadline = time.monotonic() + 300
@@ -418,7 +406,7 @@ def test_resume_after_driver_sigkill_does_not_rerun_finished_trials(tmp_path: Pa
     before = {tid: len(h) for tid, h in _trial_results(exp).items() if tid in finished}
     assert not (exp / "summary.json").exists()
 
-    resumed = run_cli(*tune_args, "--resume", env={"RAY_ADDRESS": ""})
+    resumed = run_cli(*tune_args, "--resume", env={"RAY_ADDRESS": "", "PYTHONPATH": str(user_root)})
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     rows = _rows(exp)
     assert len(rows) == trials and len({r["trial_id"] for r in rows}) == trials

@@ -6,11 +6,11 @@ import time
 import pytest
 
 from conftest import run_cli
-from dltune.config import load_config
+from dltune.config import Config, load_config
 from dltune.errors import ConfigError
 from dltune.hpo.algorithms import auto_choice, check_compatible, resolve_choice
 from dltune.hpo.resources import ResourcePlanError, plan_resources
-from dltune.hpo.space import parse_space
+from dltune.space import parse_space
 
 
 @pytest.mark.parametrize(
@@ -37,7 +37,7 @@ def test_space_parses_every_kind() -> None:
         "optim.lr": {"loguniform": [1e-4, 1e-1]}, "model.dropout": {"uniform": [0.0, 0.5]},
         "model.width": {"quniform": [8, 64, 8]}, "train.epochs": {"randint": [2, 5]},
         "optim.name": {"choice": ["sgd", "adamw"]}, "train.batch_size": {"grid": [32, 64]},
-    })
+    }, Config)
     assert [p.kind for p in params] == ["loguniform", "uniform", "quniform", "randint", "choice", "grid"]
 
 
@@ -58,7 +58,7 @@ def _cfg(*overrides: str):
 )
 def test_auto_rule(overrides: list[str], searcher: str, scheduler: str, sampler: str | None) -> None:
     cfg = _cfg(*overrides)
-    choice = auto_choice(parse_space(cfg.tune.space), cfg)
+    choice = auto_choice(parse_space(cfg.tune.space, Config), cfg)
     assert (choice.searcher, choice.scheduler) == (searcher, scheduler)
     if sampler:
         assert choice.sampler == sampler
@@ -67,12 +67,12 @@ def test_auto_rule(overrides: list[str], searcher: str, scheduler: str, sampler:
 
 def test_incompatible_combinations_are_refused() -> None:
     cfg = _cfg("tune.searcher=optuna", "tune.space={train.batch_size: {grid: [32, 64]}}")
-    params = parse_space(cfg.tune.space)
+    params = parse_space(cfg.tune.space, Config)
     with pytest.raises(ConfigError, match="grid entries need tune.searcher=random or grid"):
         check_compatible(resolve_choice(params, cfg), params)
     cfg = _cfg("tune.searcher=optuna", "tune.scheduler=pbt", "tune.space={optim.lr: {uniform: [0.001, 0.1]}}")
     with pytest.raises(ConfigError, match="pbt explores by itself"):
-        check_compatible(resolve_choice(parse_space(cfg.tune.space), cfg), parse_space(cfg.tune.space))
+        check_compatible(resolve_choice(parse_space(cfg.tune.space, Config), cfg), parse_space(cfg.tune.space, Config))
 
 
 def test_resource_plan_concurrency_and_refusal() -> None:
@@ -106,7 +106,6 @@ def test_check_prints_the_search_plan() -> None:
 def test_trial_config_takes_numpy_values_from_searchers() -> None:
     import numpy as np
 
-    from dltune.config import Config
     from dltune.hpo.trial import trial_config
     from dltune.schema import to_mapping
 
@@ -119,7 +118,7 @@ def test_pbt_never_mutates_the_models_shape() -> None:
     from dltune.hpo.algorithms import mutations
 
     cfg = load_config(None, ["tune.scheduler=pbt", "tune.space={optim.lr: {loguniform: [0.001, 0.1]}, model.width: {choice: [8, 16]}, model.dropout: {uniform: [0.0, 0.3]}}"])
-    assert [p.key for p in mutations(parse_space(cfg.tune.space), cfg.tune)] == ["optim.lr", "model.dropout"]
+    assert [p.key for p in mutations(parse_space(cfg.tune.space, Config), cfg.tune)] == ["optim.lr", "model.dropout"]
     bad = load_config(None, ["tune.scheduler=pbt", "tune.space={optim.lr: {loguniform: [0.001, 0.1]}}", "tune.mutations={model.width: {choice: [8, 16]}}"])
     with pytest.raises(ConfigError, match="tune.mutations.model.width"):
-        mutations(parse_space(bad.tune.space), bad.tune)
+        mutations(parse_space(bad.tune.space, Config), bad.tune)

@@ -20,7 +20,7 @@ Task = Literal["multiclass", "binary", "regression"]
 class DataSpec:
     """What a model needs to know about its inputs and outputs."""
 
-    kind: Literal["image", "tabular"]
+    kind: Literal["image", "tabular", "dense"]  # dense: one flat feature tensor (a user dataset's)
     task: Task
     num_outputs: int
     input_shape: tuple[int, ...] = ()  # images: (C, H, W)

@@ -1,17 +1,22 @@
-"""Searchers and schedulers by name, and the ``auto`` rule that picks them.
+"""Searchers and schedulers by name or import path, and the ``auto`` rule that picks them.
 
+The registries below are the one source of valid names (the config takes any
+string; ``check_names`` refuses an unknown one before anything starts).
 Fidelity is the epoch: every scheduler's time attribute is the ``epoch``
-metric the training loop reports (it survives PBT restores, unlike a
-per-process iteration count).
+metric each report carries (it survives PBT restores, unlike a per-process
+iteration count).
 """
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from dltune import plugins, schema
 from dltune.config import Config, TuneConfig
 from dltune.errors import ConfigError
-from dltune.hpo.space import Param, to_tune
+from dltune.space import Param, parse_space
 
 TIME_ATTR = "epoch"
 CHEAP_TRIALS = 100  # more trials than this: each one is cheap enough for CMA-ES
@@ -20,7 +25,7 @@ LOW_DIMENSIONAL = 5
 
 @dataclass
 class Choice:
-    searcher: str
+    searcher: str  # a registry name or an import path
     scheduler: str
     sampler: str
     reason: str
@@ -37,7 +42,7 @@ def auto_choice(params: list[Param], cfg: Config) -> Choice:
     if epochs > 1:
         return Choice("bohb", "hyperband", t.sampler, f"epochs are a multi-fidelity signal ({epochs} epochs): BOHB with its HyperBand scheduler")
     categorical = any(p.kind == "choice" for p in params)
-    continuous = all(p.kind in ("uniform", "loguniform", "quniform", "randint") for p in params)
+    continuous = all(p.kind in ("uniform", "loguniform", "quniform", "randint", "lograndint") for p in params)
     if categorical or len(params) > LOW_DIMENSIONAL:
         return Choice("optuna", "fifo", "tpe", f"single-fidelity, {'categorical' if categorical else 'high-dimensional'} space ({len(params)} keys): Optuna TPE")
     if continuous and t.num_samples > CHEAP_TRIALS:
@@ -47,6 +52,7 @@ def auto_choice(params: list[Param], cfg: Config) -> Choice:
 
 def resolve_choice(params: list[Param], cfg: Config) -> Choice:
     t = cfg.tune
+    check_names(t)
     if t.searcher == "auto":
         choice = auto_choice(params, cfg)
         if t.scheduler != "auto":
@@ -56,6 +62,39 @@ def resolve_choice(params: list[Param], cfg: Config) -> Choice:
     if scheduler == "auto":
         scheduler = "hyperband" if t.searcher == "bohb" else "fifo"
     return Choice(t.searcher, scheduler, t.sampler, "as configured")
+
+
+def check_names(t: TuneConfig) -> None:
+    """Refuse an unknown name, or an import path that is not the right kind of class."""
+    for key, name, registry in (("tune.searcher", t.searcher, SEARCHERS), ("tune.scheduler", t.scheduler, SCHEDULERS)):
+        if plugins.is_import_path(name):
+            plugin_class(key, name)
+        elif name != "auto" and name not in registry:
+            raise ConfigError(f"{key}: {name!r} is not one of auto, {', '.join(registry)}, or a 'package.module:Class'{schema.near(name, tuple(registry))}")
+    if t.sampler not in SAMPLERS:
+        raise ConfigError(f"tune.sampler: {t.sampler!r} is not one of {', '.join(SAMPLERS)}{schema.near(t.sampler, tuple(SAMPLERS))}")
+
+
+
+def plugin_class(key: str, path: str) -> tuple[str, type]:
+    """(kind, class) of a user searcher or scheduler: 'searcher' / 'sampler' (Optuna) / 'scheduler'."""
+    cls = plugins.resolve(key, path)
+    if isinstance(cls, type):
+        if key == "tune.scheduler":
+            from ray.tune.schedulers import TrialScheduler
+
+            if issubclass(cls, TrialScheduler):
+                return "scheduler", cls
+        else:
+            import optuna
+            from ray.tune.search import Searcher
+
+            if issubclass(cls, Searcher):
+                return "searcher", cls
+            if issubclass(cls, optuna.samplers.BaseSampler):
+                return "sampler", cls
+    wanted = "a ray.tune.schedulers.TrialScheduler subclass" if key == "tune.scheduler" else "a ray.tune.search.Searcher or optuna.samplers.BaseSampler subclass"
+    raise ConfigError(f"{key}: {path} is not {wanted}")
 
 
 def check_compatible(choice: Choice, params: list[Param]) -> None:
@@ -72,6 +111,26 @@ def check_compatible(choice: Choice, params: list[Param]) -> None:
         raise ConfigError(f"tune.searcher: {choice.scheduler} explores by itself; use tune.searcher=random (or auto)")
 
 
+def to_tune(param: Param) -> Any:
+    """The Ray Tune sampler for one parameter."""
+    from ray import tune
+
+    a = param.args
+    if param.kind == "uniform":
+        return tune.uniform(a[0], a[1])
+    if param.kind == "loguniform":
+        return tune.loguniform(a[0], a[1])
+    if param.kind == "quniform":
+        return tune.quniform(a[0], a[1], a[2])
+    if param.kind == "randint":
+        return tune.randint(int(a[0]), int(a[1]) + 1)  # our bounds are inclusive, Ray's upper is not
+    if param.kind == "lograndint":
+        return tune.lograndint(int(a[0]), int(a[1]) + 1)
+    if param.kind == "choice":
+        return tune.choice(list(a))
+    return tune.grid_search(list(a))
+
+
 def param_space(params: list[Param], choice: Choice) -> dict[str, Any]:
     from ray import tune
 
@@ -84,34 +143,74 @@ def param_space(params: list[Param], choice: Choice) -> dict[str, Any]:
     return space
 
 
-def build_searcher(choice: Choice, t: TuneConfig, concurrency: int) -> Any:
-    name = choice.searcher
-    if name in ("random", "grid"):
-        from ray.tune.search.basic_variant import BasicVariantGenerator
+def _construct(key: str, cls: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        name = getattr(cls, "__qualname__", str(cls))
+        raise ConfigError(f"{key}_kwargs: {name} refused {sorted(kwargs)}: {exc}") from exc
 
-        # Tune's max_concurrent_trials does not reach the variant generator; it takes its own limit.
-        return BasicVariantGenerator(random_state=t.seed, max_concurrent=concurrency)
-    if name == "optuna":
-        import optuna
-        from ray.tune.search.optuna import OptunaSearch
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+# --- searchers: (choice, tune section, concurrency) -> Ray Tune search algorithm -------------
 
-        samplers = {"tpe": optuna.samplers.TPESampler, "cmaes": optuna.samplers.CmaEsSampler, "gp": optuna.samplers.GPSampler}
-        return OptunaSearch(sampler=samplers[choice.sampler](seed=t.seed))
-    if name == "hyperopt":
-        from ray.tune.search.hyperopt import HyperOptSearch
+def _variant_generator(choice: Choice, t: TuneConfig, concurrency: int) -> Any:
+    from ray.tune.search.basic_variant import BasicVariantGenerator
 
-        return HyperOptSearch(random_state_seed=t.seed)
-    if name in ("blendsearch", "cfo"):
-        import flaml
+    # Tune's max_concurrent_trials does not reach the variant generator; it takes its own limit.
+    return _construct("tune.searcher", BasicVariantGenerator, {"random_state": t.seed, "max_concurrent": concurrency, **t.searcher_kwargs})
 
-        cls = flaml.BlendSearch if name == "blendsearch" else flaml.CFO
-        return cls(low_cost_partial_config=dict(t.low_cost) or None, seed=t.seed)
+
+def _optuna(choice: Choice, t: TuneConfig, concurrency: int) -> Any:
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    sampler = _construct("tune.searcher", getattr(optuna.samplers, SAMPLERS[choice.sampler]), {"seed": t.seed, **t.searcher_kwargs})
+    return OptunaSearch(sampler=sampler)
+
+
+def _hyperopt(choice: Choice, t: TuneConfig, concurrency: int) -> Any:
+    from ray.tune.search.hyperopt import HyperOptSearch
+
+    return _construct("tune.searcher", HyperOptSearch, {"random_state_seed": t.seed, **t.searcher_kwargs})
+
+
+def _flaml(choice: Choice, t: TuneConfig, concurrency: int) -> Any:
+    import flaml
+
+    cls = flaml.BlendSearch if choice.searcher == "blendsearch" else flaml.CFO
+    return _construct("tune.searcher", cls, {"low_cost_partial_config": dict(t.low_cost) or None, "seed": t.seed, **t.searcher_kwargs})
+
+
+def _bohb(choice: Choice, t: TuneConfig, concurrency: int) -> Any:
     from ray.tune.search.bohb import TuneBOHB
 
-    return TuneBOHB(seed=t.seed)
+    return _construct("tune.searcher", TuneBOHB, {"seed": t.seed, **t.searcher_kwargs})
 
+
+SEARCHERS: dict[str, Callable[[Choice, TuneConfig, int], Any]] = {
+    "random": _variant_generator,
+    "grid": _variant_generator,
+    "optuna": _optuna,
+    "hyperopt": _hyperopt,
+    "blendsearch": _flaml,
+    "cfo": _flaml,
+    "bohb": _bohb,
+}
+SAMPLERS = {"tpe": "TPESampler", "cmaes": "CmaEsSampler", "gp": "GPSampler"}  # optuna.samplers class names
+
+
+def build_searcher(choice: Choice, t: TuneConfig, concurrency: int) -> Any:
+    if choice.searcher in SEARCHERS:
+        return SEARCHERS[choice.searcher](choice, t, concurrency)
+    kind, cls = plugin_class("tune.searcher", choice.searcher)
+    if kind == "searcher":
+        return _construct("tune.searcher", cls, dict(t.searcher_kwargs))
+    from ray.tune.search.optuna import OptunaSearch
+
+    return OptunaSearch(sampler=_construct("tune.searcher", cls, dict(t.searcher_kwargs)))
+
+
+# --- schedulers: (choice, config, params) -> Ray Tune trial scheduler ------------------------
 
 def _changes_shapes(key: str) -> bool:
     """Keys that change the model's weights' shapes or the data it sees (dropout does neither)."""
@@ -124,9 +223,7 @@ def mutations(params: list[Param], t: TuneConfig) -> list[Param]:
     sampled per trial and copied from the donor with its weights)."""
     if not t.mutations:
         return [p for p in params if not _changes_shapes(p.key)]
-    from dltune.hpo.space import parse_space
-
-    chosen = parse_space(t.mutations, "tune.mutations")
+    chosen = parse_space(t.mutations, Config, "tune.mutations")
     for p in chosen:
         if _changes_shapes(p.key):
             raise ConfigError(f"tune.mutations.{p.key}: an exploited trial continues from the donor's weights, so it cannot change "
@@ -134,41 +231,76 @@ def mutations(params: list[Param], t: TuneConfig) -> list[Param]:
     return chosen
 
 
-def build_scheduler(choice: Choice, cfg: Config, params: list[Param]) -> Any:
+def _scheduler(cls: Callable[..., Any], t: TuneConfig, **defaults: Any) -> Any:
+    return _construct("tune.scheduler", cls, {**defaults, **t.scheduler_kwargs})
+
+
+def _fifo(choice: Choice, cfg: Config, params: list[Param]) -> Any:
+    from ray.tune import schedulers
+
+    return _scheduler(schedulers.FIFOScheduler, cfg.tune)
+
+
+def _asha(choice: Choice, cfg: Config, params: list[Param]) -> Any:
     from ray.tune import schedulers
 
     t, epochs = cfg.tune, cfg.train.epochs
-    name = choice.scheduler
-    if name == "fifo":
-        return schedulers.FIFOScheduler()
-    if name == "asha":
-        return schedulers.ASHAScheduler(time_attr=TIME_ATTR, max_t=epochs, grace_period=min(t.grace_period, epochs), reduction_factor=t.reduction_factor)
-    if name == "hyperband":
-        if choice.searcher == "bohb":
-            return schedulers.HyperBandForBOHB(time_attr=TIME_ATTR, max_t=epochs, reduction_factor=t.reduction_factor)
-        return schedulers.HyperBandScheduler(time_attr=TIME_ATTR, max_t=epochs, reduction_factor=t.reduction_factor)
-    if name == "median":
-        return schedulers.MedianStoppingRule(time_attr=TIME_ATTR, grace_period=t.grace_period, min_samples_required=2)
-    mutated = mutations(params, t)
-    if name == "pbt":
-        if not mutated:
-            raise ConfigError("tune.mutations: pbt needs at least one key to mutate (or a tune.space key outside model.* and data.*)")
-        from dltune.hpo.exploits import SafePBT
+    return _scheduler(schedulers.ASHAScheduler, t, time_attr=TIME_ATTR, max_t=epochs, grace_period=min(t.grace_period, epochs), reduction_factor=t.reduction_factor)
 
-        return SafePBT(
-            time_attr=TIME_ATTR,
-            perturbation_interval=t.perturbation_interval,
-            hyperparam_mutations={p.key: list(p.args) if p.kind in ("choice", "grid") else to_tune(p) for p in mutated},
-            quantile_fraction=t.quantile_fraction,
-            resample_probability=t.resample_probability,
-            synch=t.synch,
-        )
+
+def _hyperband(choice: Choice, cfg: Config, params: list[Param]) -> Any:
+    from ray.tune import schedulers
+
+    cls = schedulers.HyperBandForBOHB if choice.searcher == "bohb" else schedulers.HyperBandScheduler
+    return _scheduler(cls, cfg.tune, time_attr=TIME_ATTR, max_t=cfg.train.epochs, reduction_factor=cfg.tune.reduction_factor)
+
+
+def _median(choice: Choice, cfg: Config, params: list[Param]) -> Any:
+    from ray.tune import schedulers
+
+    return _scheduler(schedulers.MedianStoppingRule, cfg.tune, time_attr=TIME_ATTR, grace_period=cfg.tune.grace_period, min_samples_required=2)
+
+
+def _pbt(choice: Choice, cfg: Config, params: list[Param]) -> Any:
+    from dltune.hpo.exploits import SafePBT
+
+    t = cfg.tune
+    mutated = mutations(params, t)
+    if not mutated:
+        raise ConfigError("tune.mutations: pbt needs at least one key to mutate (or a tune.space key outside model.* and data.*)")
+    return _scheduler(SafePBT, t, time_attr=TIME_ATTR, perturbation_interval=t.perturbation_interval,
+                      hyperparam_mutations={p.key: list(p.args) if p.kind in ("choice", "grid") else to_tune(p) for p in mutated},
+                      quantile_fraction=t.quantile_fraction, resample_probability=t.resample_probability, synch=t.synch)
+
+
+def _pb2(choice: Choice, cfg: Config, params: list[Param]) -> Any:
     from dltune.hpo.exploits import SafePB2
 
-    bounds = {p.key: list(p.numeric_range) for p in mutated if p.numeric_range is not None}
+    t = cfg.tune
+    bounds = {p.key: list(p.numeric_range) for p in mutations(params, t) if p.numeric_range is not None}
     if not bounds:
-        raise ConfigError("tune.mutations: pb2 needs numeric entries (uniform, loguniform, quniform, randint) to bound its search")
-    return SafePB2(time_attr=TIME_ATTR, perturbation_interval=t.perturbation_interval, hyperparam_bounds=bounds, quantile_fraction=t.quantile_fraction, synch=t.synch)
+        raise ConfigError("tune.mutations: pb2 needs numeric entries (uniform, loguniform, quniform, randint, lograndint) to bound its search")
+    return _scheduler(SafePB2, t, time_attr=TIME_ATTR, perturbation_interval=t.perturbation_interval, hyperparam_bounds=bounds,
+                      quantile_fraction=t.quantile_fraction, synch=t.synch)
+
+
+SCHEDULERS: dict[str, Callable[[Choice, Config, list[Param]], Any]] = {
+    "fifo": _fifo,
+    "asha": _asha,
+    "hyperband": _hyperband,
+    "median": _median,
+    "pbt": _pbt,
+    "pb2": _pb2,
+}
+
+
+def build_scheduler(choice: Choice, cfg: Config, params: list[Param]) -> Any:
+    if choice.scheduler in SCHEDULERS:
+        return SCHEDULERS[choice.scheduler](choice, cfg, params)
+    _, cls = plugin_class("tune.scheduler", choice.scheduler)
+    accepted = inspect.signature(cls).parameters
+    defaults = {k: v for k, v in (("time_attr", TIME_ATTR), ("max_t", cfg.train.epochs)) if k in accepted}
+    return _scheduler(cls, cfg.tune, **defaults)
 
 
 def uses_checkpoint_exploits(choice: Choice) -> bool:

@@ -15,9 +15,10 @@ from dltune import schema, storage
 from dltune.config import Config
 from dltune.data import DataSpec
 from dltune.hpo.trial import WORKER_RESTARTS, trial_config
+from dltune.launch.ray_errors import describe_failure
 from dltune.launch.ray_train import load_ray_checkpoint
 from dltune.models import build_model
-from dltune.train.export import export_model
+from dltune.train.export import export_model, export_state_dict
 
 
 @dataclass
@@ -82,7 +83,7 @@ def trial_rows(grid: Any, metric: str, mode: str, max_epochs: int, budget_hit: b
             reason = "completed"
         else:
             reason = "time_budget" if budget_hit else "early_stopped"
-        error = storage.redact(storage.first_line(str(result.error))) if result.error is not None else ""
+        error = storage.redact(describe_failure(result.error)) if result.error is not None else ""
         rows.append(TrialRow(
             trial_id=trial_id_of(result.path),
             config=dict(result.config or {}),
@@ -135,20 +136,29 @@ def best_config_yaml(cfg: Config) -> str:
 
 
 def export_best_model(ranked: list[TrialRow], base: dict[str, Any], metric: str, mode: str, experiment: str, directory: str) -> dict[str, Any]:
-    """Rebuild the best trial's model from its best checkpoint and export it. A trial cut
-    short (time budget) may have left no checkpoint; the next best one is exported then."""
+    """Export the best trial's model from its best checkpoint. A trial cut short (time budget)
+    may have left no checkpoint; the next best one is exported then.
+
+    The built-in loop's checkpoints rebuild the model (state dict and TorchScript); a
+    train.fn's checkpoint with a "model" state dict gives model_state.pt; any other
+    checkpoint stays where the trial left it, and the summary says where."""
     for row in ranked:
         result = row.result
         ckpt = result.get_best_checkpoint(metric, mode) if result.best_checkpoints else result.checkpoint
         if ckpt is None:
             continue
-        cfg = best_config(base, row.config, experiment)
-        state = load_ray_checkpoint(ckpt)
-        spec = DataSpec(**{**state["data_spec"], "input_shape": tuple(state["data_spec"]["input_shape"])})
-        model = build_model(cfg.model, spec)
-        model.load_state_dict(state["model"])
-        exported = export_model(model, tuple(state["example"]), directory, cfg.output.export_torchscript, prefix="best_model/")
-        return {**exported, "trial_id": row.trial_id, "epoch": int(state["epoch"])}
+        packed = load_ray_checkpoint(ckpt)
+        state, epoch = packed["state"], int(packed["epoch"])
+        found = {"trial_id": row.trial_id, "epoch": epoch}
+        if {"model", "data_spec", "example"} <= set(state):
+            cfg = best_config(base, row.config, experiment)
+            spec = DataSpec(**{**state["data_spec"], "input_shape": tuple(state["data_spec"]["input_shape"])})
+            model = build_model(cfg.model, spec)
+            model.load_state_dict(state["model"])
+            return {**export_model(model, tuple(state["example"]), directory, cfg.output.export_torchscript, prefix="best_model/"), **found}
+        if isinstance(state.get("model"), dict):
+            return {**export_state_dict(state["model"], directory, prefix="best_model/"), **found}
+        return {"checkpoint": storage.redact(ckpt.path), "note": "the checkpoint holds no 'model' state dict; it is kept as the trial left it", **found}
     return {"skipped": "no trial left a checkpoint"}
 
 

@@ -20,8 +20,11 @@ import torch
 
 from dltune import schema, storage
 from dltune.config import Config, from_dict
+from dltune.launch.ray_errors import in_worker, raise_root_cause
 from dltune.launch.ray_train import CHECKPOINT_FILE, RayTrainSession, load_ray_checkpoint, ray_storage_path, worker_resources
 from dltune.train import checkpoint
+from dltune.launch.user_code import UserCode
+from dltune.train.loop import train_loop
 from dltune.train.session import Session
 
 FORWARD_POLL_S = 0.5
@@ -66,23 +69,21 @@ class TuneSession(Session):
             ray.tune.report(metrics, checkpoint=ray.tune.Checkpoint.from_directory(tmp))
 
 
-def single_worker_trial(config: dict[str, Any], base: dict[str, Any]) -> None:
-    from dltune.train.loop import train_loop
-
+def single_worker_trial(config: dict[str, Any], base: dict[str, Any], code: UserCode) -> None:
+    fn = code.load()
     cfg = trial_config(base, config)
     torch.set_num_threads(max(1, int(cfg.scaling.cpus_per_worker)))  # don't let each trial grab every core
-    train_loop(cfg, TuneSession(cfg))
+    in_worker(lambda: train_loop(cfg, TuneSession(cfg), fn))
 
 
 def tune_worker(loop_config: dict[str, Any]) -> None:
     """One Ray Train worker of a multi-worker trial."""
     import ray.train
 
-    from dltune.train.loop import train_loop
-
     cfg = from_dict(loop_config["config"])
     rank = ray.train.get_context().get_world_rank()
-    train_loop(cfg, RayTrainSession(cfg, rank, Session(cfg, rank), loop_config["initial_checkpoint"]))
+    fn = loop_config["code"].load()
+    in_worker(lambda: train_loop(cfg, RayTrainSession(cfg, rank, Session(cfg, rank), loop_config["initial_checkpoint"]), fn))
 
 
 def _forwarding_callback(channel: Any) -> Any:
@@ -108,7 +109,7 @@ def _forwarding_callback(channel: Any) -> Any:
     return ForwardToTune()
 
 
-def multi_worker_trial(config: dict[str, Any], base: dict[str, Any]) -> None:
+def multi_worker_trial(config: dict[str, Any], base: dict[str, Any], code: UserCode) -> None:
     import ray
     import ray.tune
     from ray.train import FailureConfig, RunConfig, ScalingConfig
@@ -124,7 +125,7 @@ def multi_worker_trial(config: dict[str, Any], base: dict[str, Any]) -> None:
     runs_dir = storage.join(cfg.output.dir, cfg.output.experiment, TRAIN_RUNS)
     trainer = TorchTrainer(
         tune_worker,
-        train_loop_config={"config": schema.to_mapping(cfg), "initial_checkpoint": ray.tune.get_checkpoint()},
+        train_loop_config={"config": schema.to_mapping(cfg), "initial_checkpoint": ray.tune.get_checkpoint(), "code": code},
         scaling_config=ScalingConfig(num_workers=cfg.scaling.num_workers, use_gpu=cfg.scaling.use_gpu, resources_per_worker=worker_resources(cfg)),
         run_config=RunConfig(
             name=run_name,
@@ -159,10 +160,10 @@ def multi_worker_trial(config: dict[str, Any], base: dict[str, Any]) -> None:
         channel.shutdown()
         discard_train_runs(storage.join(runs_dir, run_name))
     if "error" in outcome:
-        raise outcome["error"]
+        raise_root_cause(outcome["error"])
     result = outcome.get("result")
     if result is not None and result.error is not None:
-        raise RuntimeError(f"Ray Train run of trial {trial_id} failed: {result.error}") from result.error
+        raise_root_cause(result.error)
 
 
 def discard_train_runs(path: str) -> None:

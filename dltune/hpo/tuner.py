@@ -6,10 +6,12 @@ finds it again after the driver died.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,10 +24,13 @@ from dltune.errors import UserError
 from dltune.hpo import algorithms, experiment_state, results
 from dltune.hpo.monitor import SearchMonitor
 from dltune.hpo.resources import ResourcePlan, plan_resources
-from dltune.hpo.space import grid_size, parse_space
 from dltune.hpo.trial import TRAIN_RUNS, discard_train_runs, multi_worker_trial, single_worker_trial
 from dltune.hpo.trial_logs import ResultJsonLogger
 from dltune.launch.ray_train import HEAD_AVOIDING_RESOURCE, init_ray
+from dltune.launch.user_code import UserCode
+from dltune.plugins import import_path_of
+from dltune.space import grid_size, parse_space, undefined_params
+from dltune.train.loop import TrainFn, resolve_train_fn
 from dltune.train.session import experiment_dir, prepare_experiment_dir
 
 RAY_LOG = "ray.log"
@@ -60,6 +65,7 @@ class SearchPlan:
             f"space: {space}",
             f"trials: {self.num_trials}, optimising {t.metric} ({t.mode}), time budget {f'{t.time_budget_s:g}s' if t.time_budget_s else 'none'}",
             self.resources.describe(),
+            *undefined_params(self.params, self.cfg.params),
         ]
         return "\n".join(lines)
 
@@ -69,7 +75,7 @@ def total_trials(cfg: Config, params: list) -> int:
 
 
 def make_plan(cfg: Config, cluster: dict[str, float]) -> SearchPlan:
-    params = parse_space(cfg.tune.space)
+    params = parse_space(cfg.tune.space, Config)
     choice = algorithms.resolve_choice(params, cfg)
     algorithms.check_compatible(choice, params)
     if algorithms.uses_checkpoint_exploits(choice):
@@ -151,12 +157,14 @@ def checkpoint_policy(cfg: Config, plan: SearchPlan) -> Any:
     return CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=cfg.tune.metric, checkpoint_score_order=cfg.tune.mode)
 
 
-def _trainable(plan: SearchPlan, base: dict[str, Any], trial_fn: Callable | None) -> Any:
+def _trainable(plan: SearchPlan, base: dict[str, Any], trial_fn: Callable | None, fn: TrainFn | None) -> Any:
     from ray import tune
 
-    fn = trial_fn or (multi_worker_trial if plan.resources.uses_train_controller else single_worker_trial)
     resources = plan.resources.driver if plan.resources.uses_train_controller else plan.resources.worker
-    return tune.with_resources(tune.with_parameters(fn, base=base), {k: v for k, v in resources.items()})
+    if trial_fn is not None:
+        return tune.with_resources(tune.with_parameters(trial_fn, base=base), dict(resources))
+    trial = multi_worker_trial if plan.resources.uses_train_controller else single_worker_trial
+    return tune.with_resources(tune.with_parameters(trial, base=base, code=UserCode.of(plan.cfg, fn)), dict(resources))
 
 
 def _storage(exp_root: str) -> tuple[str, Any]:
@@ -167,8 +175,10 @@ def _storage(exp_root: str) -> tuple[str, Any]:
     return os.path.abspath(exp_root), None
 
 
-def run_search(cfg: Config, resume: bool = False, overwrite: bool = False, verbose: bool = True, trial_fn: Callable | None = None) -> TuneResult:
-    """Run the search described by ``cfg.tune``; ``trial_fn`` replaces the training trial (benchmarks)."""
+def run_search(cfg: Config, resume: bool = False, overwrite: bool = False, verbose: bool = True, trial_fn: Callable | None = None,
+               fn: TrainFn | None = None) -> TuneResult:
+    """Run the search described by ``cfg.tune`` over trials of ``fn`` (a Python function) or
+    train.fn; ``trial_fn`` replaces the whole Tune trial (benchmarks compare raw trials)."""
     from ray import tune
     from ray.tune import FailureConfig, RunConfig
     from ray.tune.logger import CSVLoggerCallback
@@ -176,6 +186,9 @@ def run_search(cfg: Config, resume: bool = False, overwrite: bool = False, verbo
     cfg = absolute_paths(cfg)
     if not cfg.tune.space and trial_fn is None:
         raise UserError("tune.space: empty; give at least one key to search, e.g. optim.lr: {loguniform: [1.0e-4, 1.0e-1]}")
+    resolve_train_fn(cfg, fn)  # a missing module or a wrong signature is refused before Ray starts
+    if fn is not None:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, fn=import_path_of(fn)))  # what best_config.yaml names
     exp_dir = experiment_dir(cfg)
     prepare_experiment_dir(exp_dir, resume, overwrite)
     work = tempfile.mkdtemp(prefix="dltune-tune-")
@@ -190,6 +203,9 @@ def run_search(cfg: Config, resume: bool = False, overwrite: bool = False, verbo
     plan = make_plan(cfg, cluster)
     if verbose:
         print(f"dltune tune: {storage.redact(exp_dir)}\n{plan.describe()}", flush=True)
+    else:
+        for warning in undefined_params(plan.params, cfg.params):
+            print(f"dltune: {warning}", file=sys.stderr)
     base = schema.to_mapping(cfg)
     if algorithms.uses_checkpoint_exploits(plan.choice):
         base["train"]["checkpoint_every"] = 1  # an exploit copies the latest checkpoint: keep one every epoch
@@ -205,7 +221,7 @@ def run_search(cfg: Config, resume: bool = False, overwrite: bool = False, verbo
         failure_config=FailureConfig(max_failures=cfg.tune.max_failures),
         checkpoint_config=checkpoint_policy(cfg, plan),
     )
-    trainable = _trainable(plan, base, trial_fn)
+    trainable = _trainable(plan, base, trial_fn, fn)
     if resume:
         completed_from = experiment_state.prepare_resume(exp_dir)
         if completed_from and verbose:

@@ -1,4 +1,4 @@
-"""Run the loop in this process; under torchrun each rank runs this same function."""
+"""Run the training function in this process; under torchrun each rank runs this same function."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,11 +7,11 @@ import torch.distributed
 
 from dltune.config import Config
 from dltune.train import dist
-from dltune.train.loop import train_loop
+from dltune.train.loop import TrainFn, train_loop
 from dltune.train.session import LocalSession, Session, experiment_dir, prepare_experiment_dir
 
 
-def run_local(cfg: Config, resume: bool = False, overwrite: bool = False, verbose: bool = True) -> dict[str, Any]:
+def run_local(cfg: Config, resume: bool = False, overwrite: bool = False, verbose: bool = True, fn: TrainFn | None = None) -> dict[str, Any]:
     """Train ``cfg`` here. With WORLD_SIZE > 1 in the environment (torchrun), join the
     group first so that rank 0 can prepare the output directory before anyone reads it."""
     info = dist.setup(cfg)
@@ -21,6 +21,9 @@ def run_local(cfg: Config, resume: bool = False, overwrite: bool = False, verbos
         if info.world > 1:
             torch.distributed.barrier()
         session = LocalSession(cfg, info.rank, resume, verbose) if info.is_main else Session(cfg, info.rank, resume)
-        return train_loop(cfg, session)
+        summary = train_loop(cfg, session, fn)
+        if info.world > 1:
+            torch.distributed.barrier()  # no rank leaves the group while rank 0 still writes the outputs
+        return summary
     finally:
         dist.teardown(info)

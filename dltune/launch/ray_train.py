@@ -11,7 +11,10 @@ import torch
 from dltune import schema
 from dltune.config import Config, absolute_paths, from_dict
 from dltune.errors import UserError
+from dltune.launch.ray_errors import in_worker, raise_root_cause
+from dltune.launch.user_code import UserCode
 from dltune.train import checkpoint
+from dltune.train.loop import TrainFn, train_loop
 from dltune.train.session import LocalSession, Session, experiment_dir, prepare_experiment_dir, read_summary
 
 CHECKPOINT_FILE = "state.pt"
@@ -19,18 +22,20 @@ HEAD_AVOIDING_RESOURCE = "worker_node"
 GCS_PORT_VARIABLE = "RAY_GCS_SERVER_PORT"  # read by Ray when it starts a head node
 
 
-def init_ray(num_cpus: int, num_gpus: int | None, **init_options: Any) -> None:
+def init_ray(num_cpus: int, num_gpus: int | None, **init_options: Any) -> bool:
     """Connect to RAY_ADDRESS, or start a local Ray with these logical CPUs and GPUs
-    (None: Ray counts the GPUs); nothing when this process is already connected."""
+    (None: Ray counts the GPUs); nothing when this process is already connected.
+    True when this call connected (the caller then disconnects when done)."""
     import ray
 
     if ray.is_initialized():
-        return
+        return False
     address = os.environ.get("RAY_ADDRESS")
     if address:
         connect_ray(address, **init_options)
     else:
         start_local_ray(num_cpus=num_cpus, num_gpus=num_gpus, **init_options)
+    return True
 
 
 # Ray Train's placement-group cleaner finds its cluster through RAY_ADDRESS or, failing that,
@@ -94,8 +99,8 @@ class RayTrainSession(Session):
         self.initial_checkpoint = initial_checkpoint
         self.progress = writer.progress
 
-    def start(self, plan: dict[str, Any]) -> None:
-        self.writer.start(plan)
+    def start(self, start_epoch: int) -> None:
+        self.writer.start(start_epoch)
 
     def resume_state(self, map_location: torch.device) -> dict[str, Any] | None:
         import ray.train
@@ -116,8 +121,11 @@ class RayTrainSession(Session):
                 ckpt = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=ckpt)
 
-    def finish(self, model: torch.nn.Module, example: tuple[torch.Tensor, ...], summary: dict[str, Any]) -> None:
-        self.writer.finish(model, example, summary)
+    def export(self, model: torch.nn.Module, example: tuple[torch.Tensor, ...] | None) -> None:
+        self.writer.export(model, example)
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        self.writer.finish(summary)
 
 
 def load_ray_checkpoint(ckpt: Any, map_location: torch.device | str = "cpu") -> dict[str, Any]:
@@ -129,16 +137,15 @@ def load_ray_checkpoint(ckpt: Any, map_location: torch.device | str = "cpu") -> 
 def train_worker(loop_config: dict[str, Any]) -> None:
     import ray.train
 
-    from dltune.train.loop import train_loop
-
     cfg = from_dict(loop_config["config"])
     rank = ray.train.get_context().get_world_rank()
     resume = loop_config["resume"] or ray.train.get_checkpoint() is not None  # a restarted group continues the same directory
-    writer = LocalSession(cfg, rank, resume) if rank == 0 else Session(cfg, rank, resume)
-    train_loop(cfg, RayTrainSession(cfg, rank, writer))
+    writer = LocalSession(cfg, rank, resume, loop_config["verbose"]) if rank == 0 else Session(cfg, rank, resume)
+    fn = loop_config["code"].load()
+    in_worker(lambda: train_loop(cfg, RayTrainSession(cfg, rank, writer), fn))
 
 
-def run_ray_train(cfg: Config, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+def run_ray_train(cfg: Config, resume: bool = False, overwrite: bool = False, verbose: bool = True, fn: TrainFn | None = None) -> dict[str, Any]:
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -150,10 +157,10 @@ def run_ray_train(cfg: Config, resume: bool = False, overwrite: bool = False) ->
     # scheduling budget, and a 2-core laptop must still run a 2-worker job.
     min_cpus = cfg.scaling.num_workers * cfg.scaling.cpus_per_worker
     min_gpus = cfg.scaling.num_workers * resources.get("GPU", 0)
-    init_ray(int(max(float(os.cpu_count() or 1), min_cpus) + 0.999), int(min_gpus + 0.999) if min_gpus else None, log_to_driver=True)
+    connected = init_ray(int(max(float(os.cpu_count() or 1), min_cpus) + 0.999), int(min_gpus + 0.999) if min_gpus else None, log_to_driver=True)
     trainer = TorchTrainer(
         train_worker,
-        train_loop_config={"config": schema.to_mapping(cfg), "resume": resume},
+        train_loop_config={"config": schema.to_mapping(cfg), "resume": resume, "verbose": verbose, "code": UserCode.of(cfg, fn)},
         scaling_config=ScalingConfig(num_workers=cfg.scaling.num_workers, use_gpu=cfg.scaling.use_gpu, resources_per_worker=resources),
         run_config=RunConfig(
             name="ray_train",
@@ -162,9 +169,17 @@ def run_ray_train(cfg: Config, resume: bool = False, overwrite: bool = False) ->
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
     )
-    result = trainer.fit()
-    if result.error is not None:
-        raise RuntimeError(f"Ray Train run failed: {result.error}") from result.error
+    try:
+        result = trainer.fit()
+        if result.error is not None:
+            raise result.error
+    except Exception as exc:  # noqa: BLE001 - Ray Train's wrapper of a worker's failure
+        raise_root_cause(exc)
+    finally:
+        if connected:
+            import ray
+
+            ray.shutdown()  # also stops the workers' log stream, so the error line comes last
     summary = read_summary(exp_dir)
     if summary is None:
         raise UserError(f"Ray Train finished but wrote no summary.json to {exp_dir}")

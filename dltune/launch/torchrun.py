@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 from dltune.config import Config
+from dltune.launch.user_code import UserCode
 
 
 def torchrun_command(config_path: str, overrides: list[str], nproc: int, resume: bool, overwrite: bool) -> list[str]:
@@ -22,6 +23,7 @@ def torchrun_command(config_path: str, overrides: list[str], nproc: int, resume:
 
 def run_torchrun(cfg: Config, config_path: str, overrides: list[str], resume: bool, overwrite: bool) -> int:
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    env["PYTHONPATH"] = UserCode.of(cfg).pythonpath(env)
     return subprocess.call(torchrun_command(config_path, overrides, cfg.scaling.num_workers, resume, overwrite), env=env)
 
 

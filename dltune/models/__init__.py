@@ -1,11 +1,11 @@
 """Models by name, or any user factory given as 'package.module:function'."""
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 from torch import nn
 
+from dltune import plugins
 from dltune.config import ModelConfig
 from dltune.data import DataSpec
 from dltune.errors import ConfigError
@@ -19,20 +19,11 @@ def _registry() -> dict[str, Factory]:
     return {"mlp": vision.mlp, "cnn": vision.cnn, "resnet18": vision.resnet18, "deepfm": ctr.deepfm}
 
 
-def load_factory(target: str) -> Factory:
-    module_name, _, attr = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"model.target: cannot import module '{module_name}' ({exc})") from exc
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise ConfigError(f"model.target: '{module_name}' has no callable '{attr}'")
-    return factory
-
-
 def build_model(cfg: ModelConfig, spec: DataSpec) -> nn.Module:
-    factory = load_factory(cfg.target) if cfg.target else _registry()[cfg.name]
+    if cfg.target:
+        factory = plugins.resolve_callable("model.target", cfg.target, 2, "a model.target is called as function(model_cfg, data_spec)")
+    else:
+        factory = _registry()[cfg.name]
     model = factory(cfg, spec)
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model.target: {cfg.target} returned {type(model).__name__}, not a torch.nn.Module")

@@ -47,6 +47,11 @@ def restore(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Opti
     return int(state["epoch"])
 
 
+def pack(epoch: int, state: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint file holds: the training function's dict and the epoch it was reported at."""
+    return {"epoch": epoch, "state": state}
+
+
 def to_bytes(state: dict[str, Any]) -> bytes:
     buf = io.BytesIO()
     torch.save(state, buf)

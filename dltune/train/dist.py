@@ -19,6 +19,7 @@ class DistInfo:
     local_rank: int
     device: torch.device
     initialized_here: bool
+    ddp: bool = False  # train under DistributedDataParallel (several processes, or any torchrun launch)
 
     @property
     def is_main(self) -> bool:
@@ -45,14 +46,16 @@ def setup(cfg: Config) -> DistInfo:
     """
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(cfg, local_rank)
-    if dist.is_available() and dist.is_initialized():
-        return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, device, False)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
     # Under torchrun even one process joins a group (and trains under DDP), so a
     # one-GPU launch check exercises the real backend.
-    if world > 1 or "TORCHELASTIC_RUN_ID" in os.environ:
+    torchrun = "TORCHELASTIC_RUN_ID" in os.environ
+    if dist.is_available() and dist.is_initialized():
+        world = dist.get_world_size()
+        return DistInfo(dist.get_rank(), world, local_rank, device, False, world > 1 or torchrun)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 or torchrun:
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        return DistInfo(dist.get_rank(), world, local_rank, device, True)
+        return DistInfo(dist.get_rank(), world, local_rank, device, True, True)
     return DistInfo(0, 1, 0, device, False)
 
 

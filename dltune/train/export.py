@@ -29,13 +29,18 @@ def torchscript(model: nn.Module, example: tuple[torch.Tensor, ...]) -> tuple[An
     return None, "; ".join(errors)
 
 
+def export_state_dict(state: dict[str, Any], directory: str, prefix: str = "") -> dict[str, str]:
+    """Write ``directory``/model_state.pt; returns what was written, by name."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    storage.write_bytes(storage.join(directory, STATE_FILE), buf.getvalue())
+    return {"state_dict": prefix + STATE_FILE}
+
+
 def export_model(model: nn.Module, example: tuple[torch.Tensor, ...], directory: str, with_torchscript: bool, prefix: str = "") -> dict[str, str]:
     """Write ``directory``/model_state.pt (and model_scripted.pt); returns what was written, by name."""
     model = model.cpu().eval()
-    buf = io.BytesIO()
-    torch.save(model.state_dict(), buf)
-    storage.write_bytes(storage.join(directory, STATE_FILE), buf.getvalue())
-    exported = {"state_dict": prefix + STATE_FILE}
+    exported = export_state_dict(model.state_dict(), directory, prefix)
     if with_torchscript:
         scripted, why = torchscript(model, tuple(t.cpu() for t in example))
         if scripted is not None:

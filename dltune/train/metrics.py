@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -12,10 +13,19 @@ from torch import nn
 
 from dltune.data import DataSpec, Task
 from dltune.data.batches import Batch
-from dltune.train.dist import DistInfo, all_sum, gather
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def loss_fn(task: Task, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+class Collectives(Protocol):
+    """Reductions over all ranks (the run context offers them)."""
+
+    def all_sum(self, values: list[float]) -> list[float]: ...
+
+    def all_gather(self, obj: Any) -> list[Any]: ...
+
+
+def task_loss(task: Task, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     output = output.float()
     if task == "multiclass":
         return F.cross_entropy(output, target)
@@ -36,7 +46,8 @@ def to_device(batch: Batch, device: torch.device, channels_last: bool = False) -
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: Iterable[Batch], spec: DataSpec, info: DistInfo, autocast: contextlib.AbstractContextManager | None = None, channels_last: bool = False) -> dict[str, float]:
+def evaluate(model: nn.Module, batches: Iterable[Batch], spec: DataSpec, device: torch.device, ranks: Collectives, loss: LossFn,
+             autocast: contextlib.AbstractContextManager | None = None, channels_last: bool = False) -> dict[str, float]:
     """val_loss plus val_acc (multiclass), val_auc / val_logloss / val_acc (binary) or val_rmse / val_mae (regression).
 
     Runs the plain module (not the DDP wrapper): evaluation has no collectives
@@ -47,12 +58,12 @@ def evaluate(model: nn.Module, batches: Iterable[Batch], spec: DataSpec, info: D
     loss_sum = correct = count = abs_err = 0.0
     outputs, targets = [], []
     for batch in batches:
-        inputs, target = to_device(batch, info.device, channels_last)
+        inputs, target = to_device(batch, device, channels_last)
         with autocast or contextlib.nullcontext():
             out = model(*inputs)
         out = out.float()
         n = len(target)
-        loss_sum += loss_fn(spec.task, out, target).item() * n
+        loss_sum += loss(out, target).item() * n
         count += n
         if spec.task == "multiclass":
             correct += (out.argmax(1) == target).sum().item()
@@ -63,26 +74,26 @@ def evaluate(model: nn.Module, batches: Iterable[Batch], spec: DataSpec, info: D
         else:
             abs_err += (out - target).abs().mean(1).sum().item()
     model.train(was_training)
-    loss_sum, correct, count, abs_err = all_sum([loss_sum, correct, count, abs_err], info)
+    loss_sum, correct, count, abs_err = ranks.all_sum([loss_sum, correct, count, abs_err])
     count = max(count, 1.0)
     metrics = {"val_loss": loss_sum / count}
     if spec.task == "multiclass":
         metrics["val_acc"] = correct / count
     elif spec.task == "binary":
         metrics["val_acc"] = correct / count
-        metrics.update(_binary_metrics(outputs, targets, info))
+        metrics.update(_binary_metrics(outputs, targets, ranks))
     else:
         metrics["val_rmse"] = math.sqrt(metrics["val_loss"])
         metrics["val_mae"] = abs_err / count
     return metrics
 
 
-def _binary_metrics(outputs: list[np.ndarray], targets: list[np.ndarray], info: DistInfo) -> dict[str, float]:
+def _binary_metrics(outputs: list[np.ndarray], targets: list[np.ndarray], ranks: Collectives) -> dict[str, float]:
     """AUC and log-loss need every prediction: gather them (validation sets are small next to training)."""
     from sklearn.metrics import log_loss, roc_auc_score
 
     empty = np.zeros((0, 1), dtype=np.float32)
-    parts = gather((np.concatenate(outputs) if outputs else empty, np.concatenate(targets) if targets else empty), info)
+    parts = ranks.all_gather((np.concatenate(outputs) if outputs else empty, np.concatenate(targets) if targets else empty))
     prob = np.concatenate([p for p, _ in parts if len(p)] or [empty])
     true = np.concatenate([t for _, t in parts if len(t)] or [empty])
     aucs, losses = [], []

@@ -6,6 +6,7 @@ import time
 from typing import Any, TextIO
 
 HEADLINE = ("val_acc", "val_auc", "val_rmse", "val_loss")
+TIMING = ("samples_per_s", "epoch_time_s", "lr")
 
 
 def fmt_duration(seconds: float) -> str:
@@ -33,15 +34,9 @@ class Progress:
         self.stream.write(text + "\n")
         self.stream.flush()
 
-    def start(self, plan: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        resumed = f", resuming after epoch {plan['start_epoch']}" if plan.get("start_epoch") else ""
-        self._print(
-            f"training {plan['model']} ({plan['parameters']:,} parameters) on {plan['dataset']} "
-            f"[{plan['train_samples']:,} train / {plan['val_samples']:,} val samples], "
-            f"{plan['world_size']} process(es) on {plan['device']}, precision {plan['precision']}{resumed}"
-        )
+    def line(self, text: str) -> None:
+        if self.enabled:
+            self._print(text)
 
     def step(self, epoch: int, epochs: int, step: int, steps: int, loss: float, samples_per_s: float, epoch_elapsed: float) -> None:
         now = time.time()
@@ -52,18 +47,22 @@ class Progress:
         self.stream.write(f"\r\033[Kepoch {epoch}/{epochs} step {step}/{steps} loss {loss:.4f} {fmt_rate(samples_per_s)} samples/s ETA {fmt_duration(eta)}")
         self.stream.flush()
 
-    def epoch(self, metrics: dict[str, float], epochs: int) -> None:
+    def epoch(self, metrics: dict[str, Any], epochs: int) -> None:
         if not self.enabled:
             return
-        parts = [f"epoch {int(metrics['epoch'])}/{epochs}", f"train_loss {metrics['train_loss']:.4f}"]
-        parts += [f"{k} {metrics[k]:.4f}" for k in sorted(metrics) if k.startswith("val_")]
-        parts += [f"{fmt_rate(metrics['samples_per_s'])} samples/s", f"{metrics['epoch_time_s']:.1f}s"]
+        shown = {k: v for k, v in metrics.items() if k not in TIMING and k != "epoch"}
+        parts = [f"epoch {int(metrics['epoch'])}/{epochs}"]
+        parts += [f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in sorted(shown.items(), key=lambda kv: (kv[0] != "train_loss", kv[0]))]
+        if "samples_per_s" in metrics:
+            parts.append(f"{fmt_rate(metrics['samples_per_s'])} samples/s")
+        if "epoch_time_s" in metrics:
+            parts.append(f"{metrics['epoch_time_s']:.1f}s")
         self._print("  ".join(parts))
 
-    def done(self, summary: dict[str, Any]) -> None:
+    def done(self, summary: dict[str, Any], outputs: list[str]) -> None:
         if not self.enabled:
             return
         final = summary.get("final_metrics", {})
-        head = next((f"{k} {final[k]:.4f}" for k in HEADLINE if final.get(k) is not None), "")
-        self._print(f"finished in {fmt_duration(summary['wall_time_s'])}: {head}")
-        self._print(f"outputs: {summary['experiment_dir']} (metrics.jsonl, tensorboard/, checkpoints/, model/, summary.json)")
+        head = next((f"{k} {final[k]:.4f}" for k in HEADLINE if isinstance(final.get(k), (int, float))), "")
+        self._print(f"finished in {fmt_duration(summary['wall_time_s'])}{': ' + head if head else ''}")
+        self._print(f"outputs: {summary['experiment_dir']} ({', '.join(outputs)})")

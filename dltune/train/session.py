@@ -1,9 +1,9 @@
-"""Where a training run's metrics, checkpoints and model go.
+"""Where a run context's metrics, checkpoints and model go (behind dltune.train.context).
 
 ``LocalSession`` writes the experiment directory (config.yaml, metrics.jsonl,
 TensorBoard events, checkpoints/, model export, summary.json last). Only rank
 0 writes; every rank reads the checkpoint it resumes from. The Ray sessions in
-dltune.launch extend it; the loop only sees this interface.
+dltune.launch and dltune.hpo extend it; training functions never see it.
 """
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def _json_safe(value: Any) -> Any:
 
 
 class Session:
-    """The interface the loop talks to; this base writes nothing (ranks other than 0)."""
+    """Where a run context's reports go; this base writes nothing (ranks other than 0)."""
 
     def __init__(self, cfg: Config, rank: int = 0, resume: bool = False) -> None:
         self.cfg = cfg
@@ -77,21 +77,24 @@ class Session:
     def checkpoint_dir(self) -> str:
         return storage.join(self.exp_dir, "checkpoints")
 
-    def start(self, plan: dict[str, Any]) -> None:
-        """Called once the model is built, before the first epoch."""
+    def start(self, start_epoch: int) -> None:
+        """Called once before the training function, with the epoch it goes on from."""
 
     def resume_state(self, map_location: torch.device) -> dict[str, Any] | None:
-        """The newest checkpoint when resuming, else None (read by every rank)."""
+        """The newest checkpoint (as checkpoint.pack made it) when resuming, else None (read by every rank)."""
         if not self.resume:
             return None
         found = checkpoint.list_checkpoints(self.checkpoint_dir)
         return checkpoint.load(found[-1][1], map_location) if found else None
 
-    def report(self, metrics: dict[str, float], state: dict[str, Any] | None) -> None:
-        """One epoch's metrics (on every rank, already reduced) and, when due, its checkpoint."""
+    def report(self, metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
+        """One report's metrics (on every rank) and rank 0's packed checkpoint, if any."""
 
-    def finish(self, model: nn.Module, example: tuple[torch.Tensor, ...], summary: dict[str, Any]) -> None:
-        """The run completed: export the model, then write summary.json."""
+    def export(self, model: nn.Module, example: tuple[torch.Tensor, ...] | None) -> None:
+        """The training function handed over its trained model (rank 0)."""
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        """The training function returned: write summary.json."""
 
 
 class LocalSession(Session):
@@ -105,26 +108,26 @@ class LocalSession(Session):
         self.progress = Progress(enabled=verbose)
         self.writer: Any = None
         self.started = time.time()
-        self.history: list[dict[str, float]] = []
+        self.history: list[dict[str, Any]] = []
+        self.exported: dict[str, str] = {}
+        self.checkpoints = 0
 
     def _local(self, *parts: str) -> str:
         return os.path.join(self.work_dir, *parts)
 
-    def start(self, plan: dict[str, Any]) -> None:
+    def start(self, start_epoch: int) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         if self.remote and self.resume:
             storage.download_dir(self.exp_dir, self.work_dir)
         os.makedirs(self._local("checkpoints"), exist_ok=True)
-        start_epoch = plan.get("start_epoch", 0)
         self.history = [m for m in self._read_history() if m.get("epoch", 0) <= start_epoch]
         self._write_history()
         self._write_text("config.yaml", config_mod.to_yaml(self.cfg))
         # purge_step drops events of epochs after the checkpoint we resumed from.
         self.writer = SummaryWriter(self._local("tensorboard"), purge_step=start_epoch + 1 if start_epoch else None)
-        self.progress.start(plan)
 
-    def _read_history(self) -> list[dict[str, float]]:
+    def _read_history(self) -> list[dict[str, Any]]:
         path = self._local("metrics.jsonl")
         if not os.path.exists(path):
             return []
@@ -143,12 +146,12 @@ class LocalSession(Session):
         if self.remote:
             storage.upload_dir(self._local("tensorboard"), storage.join(self.exp_dir, "tensorboard"))
 
-    def report(self, metrics: dict[str, float], state: dict[str, Any] | None) -> None:
+    def report(self, metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
         epoch = int(metrics["epoch"])
         if state is not None:
             self._save_checkpoint(state, epoch)
         for key, value in metrics.items():
-            if key != "epoch" and isinstance(value, (int, float)):
+            if key != "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool):
                 self.writer.add_scalar(key, value, epoch)
         self.writer.flush()
         self.history.append(metrics)
@@ -159,27 +162,34 @@ class LocalSession(Session):
     def _save_checkpoint(self, state: dict[str, Any], epoch: int) -> None:
         data = checkpoint.to_bytes(state)
         storage.write_bytes(checkpoint.checkpoint_path(self.checkpoint_dir, epoch), data)
+        self.checkpoints += 1
         for _, old in checkpoint.list_checkpoints(self.checkpoint_dir)[:-KEEP_CHECKPOINTS]:
             storage.delete(old)
 
-    def finish(self, model: nn.Module, example: tuple[torch.Tensor, ...], summary: dict[str, Any]) -> None:
-        exported = export_model(model, example, storage.join(self.exp_dir, "model"), self.cfg.output.export_torchscript, prefix="model/")
+    def export(self, model: nn.Module, example: tuple[torch.Tensor, ...] | None) -> None:
+        with_torchscript = self.cfg.output.export_torchscript and example is not None
+        self.exported = export_model(model, example or (), storage.join(self.exp_dir, "model"), with_torchscript, prefix="model/")
+
+    def finish(self, summary: dict[str, Any]) -> None:
         final = {k: _json_safe(v) for k, v in (self.history[-1] if self.history else {}).items()}
-        self.writer.add_hparams(_hparams(self.cfg), {f"hparam/{k}": v for k, v in final.items() if k.startswith("val_") and v is not None}, run_name=".")
+        self.writer.add_hparams(_hparams(self.cfg), {f"hparam/{k}": v for k, v in final.items() if k.startswith("val_") and isinstance(v, (int, float))}, run_name=".")
         self.writer.close()
         self._sync()
-        summary = {**summary, "status": "finished", "final_metrics": final, "wall_time_s": round(time.time() - self.started, 3), "exported": exported, "experiment_dir": storage.redact(self.exp_dir)}
-        self._write_text(SUMMARY, json.dumps(summary, indent=2) + "\n")
-        self.progress.done(summary)
+        kept = {"checkpoints": storage.redact(self.checkpoint_dir)} if self.checkpoints or checkpoint.list_checkpoints(self.checkpoint_dir) else {}
+        summary = {**summary, "status": "finished", "final_metrics": final, "wall_time_s": round(time.time() - self.started, 3),
+                   "exported": self.exported or kept, "experiment_dir": storage.redact(self.exp_dir)}
+        self._write_text(SUMMARY, json.dumps(summary, indent=2, default=str) + "\n")
+        self.progress.done(summary, ["metrics.jsonl", "tensorboard/", *(["checkpoints/"] if kept else []), *(["model/"] if self.exported else []), "summary.json"])
         if self.remote:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
 def _hparams(cfg: Config) -> dict[str, Any]:
-    """Scalar config values for TensorBoard's HParams tab."""
+    """Scalar config values (and params) for TensorBoard's HParams tab."""
     flat: dict[str, Any] = {}
-    for section in ("model", "optim", "train", "data"):
-        for key, value in vars(getattr(cfg, section)).items():
+    sections = {name: vars(getattr(cfg, name)) for name in ("model", "optim", "train", "data")}
+    for section, values in {**sections, "params": cfg.params}.items():
+        for key, value in values.items():
             if isinstance(value, (int, float, str, bool)):
                 flat[f"{section}.{key}"] = storage.redact(value) if isinstance(value, str) else value
     return flat

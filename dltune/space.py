@@ -1,11 +1,13 @@
-"""The search-space grammar of ``tune.space`` and its translation to Ray Tune.
+"""The search-space grammar of ``tune.space`` (no Ray here; dltune.hpo translates it).
 
     optim.lr:           {loguniform: [1.0e-4, 1.0e-1]}
     model.dropout:      {uniform: [0.0, 0.5]}
     train.batch_size:   {choice: [32, 64, 128]}
     model.width:        {quniform: [8, 64, 8]}
     train.epochs:       {randint: [2, 6]}        # inclusive
+    model.hidden_units: {lograndint: [16, 512]}  # inclusive, log-scaled integers
     optim.name:         {grid: [sgd, adamw]}
+    params.layers:      {randint: [1, 4]}        # a train.fn's own value (ctx.params["layers"])
 """
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ from typing import Any
 from dltune import schema
 from dltune.errors import ConfigError
 
-KINDS = ("uniform", "loguniform", "quniform", "randint", "choice", "grid")
+KINDS = ("uniform", "loguniform", "quniform", "randint", "lograndint", "choice", "grid")
+FLOAT_KINDS = ("uniform", "loguniform")
+INTEGER_KINDS = ("randint", "lograndint")
 
 
 @dataclass(frozen=True)
@@ -26,12 +30,8 @@ class Param:
     args: tuple[Any, ...]
 
     @property
-    def continuous(self) -> bool:
-        return self.kind in ("uniform", "loguniform")
-
-    @property
     def numeric_range(self) -> tuple[float, float] | None:
-        if self.kind in ("uniform", "loguniform", "quniform", "randint"):
+        if self.kind in ("uniform", "loguniform", "quniform", "randint", "lograndint"):
             return float(self.args[0]), float(self.args[1])
         return None
 
@@ -58,51 +58,46 @@ def parse_param(key: str, spec: Any, where: str) -> Param:
     nums = tuple(_number(a, f"{where}.{kind}") for a in args)
     if nums[0] >= nums[1]:
         raise ConfigError(f"{where}.{kind}: lower bound {nums[0]} must be below upper bound {nums[1]}")
-    if kind == "loguniform" and nums[0] <= 0:
-        raise ConfigError(f"{where}.loguniform: bounds must be > 0, got {nums[0]}")
-    if kind == "randint" and not all(float(n).is_integer() for n in nums):
-        raise ConfigError(f"{where}.randint: bounds must be integers, got {args!r}")
+    if kind in ("loguniform", "lograndint") and nums[0] <= 0:
+        raise ConfigError(f"{where}.{kind}: bounds must be > 0, got {nums[0]}")
+    if kind in INTEGER_KINDS and not all(float(n).is_integer() for n in nums):
+        raise ConfigError(f"{where}.{kind}: bounds must be integers, got {args!r}")
     if kind == "quniform" and nums[2] <= 0:
         raise ConfigError(f"{where}.quniform: step must be > 0, got {nums[2]}")
     return Param(key, kind, nums)
 
 
-def parse_space(space: dict[str, Any], where: str = "tune.space") -> list[Param]:
-    """Check every key names a config key and every value follows the grammar."""
-    from dltune.config import Config
+def _check_integer_key(param: Param, tp: Any, where: str) -> None:
+    """A float sample cannot become an integer setting: refuse it now, not after the search."""
+    if tp is not int:
+        return
+    if param.kind in FLOAT_KINDS or (param.kind == "quniform" and not all(float(a).is_integer() for a in param.args)):
+        hint = "lograndint" if param.kind == "loguniform" else "randint"
+        raise ConfigError(f"{where}: {param.kind} samples floats but {param.key} is an integer; use {{{hint}: [low, high]}} or quniform with an integer step")
 
-    params = []
+
+def parse_space(space: dict[str, Any], root: type, where: str = "tune.space") -> list[Param]:
+    """Check every key names a key of the config class ``root`` and every value follows the grammar
+    (``params.*`` keys are free-form)."""
+    out = []
     for key, spec in space.items():
         if key.startswith("tune.") or key == "tune":
             raise ConfigError(f"{where}.{key}: the tune section itself cannot be searched")
         try:
-            schema.set_dotted(Config, {}, key, None)
+            tp = schema.type_at(root, key)
         except ConfigError as exc:  # name the full path: tune.space.optim.lrr: unknown key ...
             raise ConfigError(f"{where}.{exc}") from exc
-        params.append(parse_param(key, spec, f"{where}.{key}"))
-    return params
+        param = parse_param(key, spec, f"{where}.{key}")
+        _check_integer_key(param, tp, f"{where}.{key}")
+        out.append(param)
+    return out
 
 
-def to_tune(param: Param) -> Any:
-    """The Ray Tune sampler for one parameter."""
-    from ray import tune
-
-    a = param.args
-    if param.kind == "uniform":
-        return tune.uniform(a[0], a[1])
-    if param.kind == "loguniform":
-        return tune.loguniform(a[0], a[1])
-    if param.kind == "quniform":
-        return tune.quniform(a[0], a[1], a[2])
-    if param.kind == "randint":
-        return tune.randint(int(a[0]), int(a[1]) + 1)  # our bounds are inclusive, Ray's upper is not
-    if param.kind == "choice":
-        return tune.choice(list(a))
-    return tune.grid_search(list(a))
-
-
-def param_space(params: list[Param]) -> dict[str, Any]:
-    return {p.key: to_tune(p) for p in params}
+def undefined_params(params: list[Param], defined: dict[str, Any]) -> list[str]:
+    """Warnings for searched ``params.*`` keys the config's params section does not define
+    (allowed: a train.fn may have its own default)."""
+    return [f"warning: tune.space.{p.key}: the config's params section has no '{p.key.split('.')[1]}'; each trial sets it anyway"
+            for p in params if p.key.startswith("params.") and p.key.split(".")[1] not in defined]
 
 
 def grid_size(params: list[Param]) -> int:

@@ -1,0 +1,276 @@
+"""The run context: the one object a training function receives, under every launcher.
+
+    def train(ctx: dltune.RunContext) -> None:
+        model = ctx.prepare_model(MyNet(ctx.params["width"]))
+        loader = ctx.prepare_loader(MyDataset(...), batch_size=64)
+        state = ctx.load_checkpoint()            # None, or the dict to go on from
+        for epoch in range(ctx.epoch, ctx.config.train.epochs):
+            ...
+            ctx.report({"val_loss": loss}, checkpoint={"model": model.state_dict()})
+
+Where reports and checkpoints go (local files and TensorBoard, Ray Train, Ray
+Tune) is decided by the launcher that made the context; a training function
+never sees it. No Ray imports here.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, get_worker_info
+
+from dltune.config import Config
+from dltune.errors import ConfigError
+from dltune.train import checkpoint as ckpt_io
+from dltune.train import dist
+from dltune.train.dist import DistInfo
+from dltune.train.session import Session
+
+
+def resolve_precision(cfg: Config, device: torch.device) -> str:
+    precision = cfg.train.precision
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("train.precision: fp16 needs a GPU (use bf16 or fp32 on CPU)")
+    return precision
+
+
+class ShardSampler(Sampler[int]):
+    """This rank's indices of a map-style dataset, reshuffled each epoch from (seed, epoch).
+
+    Training (``drop_last``) cuts the order to a multiple of the world size so
+    ranks see disjoint samples and take the same number of steps; evaluation
+    keeps every sample once (no padding with repeats, unlike DistributedSampler).
+    """
+
+    def __init__(self, size: int, rank: int, world: int, shuffle: bool, seed: int, drop_last: bool) -> None:
+        self.size, self.rank, self.world = size, rank, world
+        self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def indices(self) -> list[int]:
+        if self.shuffle:
+            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
+        else:
+            order = torch.arange(self.size)
+        if self.drop_last:
+            order = order[: self.size - self.size % self.world]
+        return order[self.rank :: self.world].tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices())
+
+    def __len__(self) -> int:
+        return len(self.indices())
+
+
+class ShardedIterable(IterableDataset):
+    """An iterable dataset split between ranks and DataLoader workers.
+
+    Item i goes to reader i % readers (readers = ranks x workers); the last
+    incomplete round is dropped so every reader yields the same count and DDP
+    ranks take the same number of steps.
+    """
+
+    def __init__(self, dataset: IterableDataset, rank: int, world: int) -> None:
+        self.dataset, self.rank, self.world = dataset, rank, world
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[Any]:
+        worker = get_worker_info()
+        workers, worker_id = (worker.num_workers, worker.id) if worker is not None else (1, 0)
+        readers = self.world * workers
+        me = self.rank * workers + worker_id
+        round_items: list[Any] = []
+        for item in self.dataset:
+            round_items.append(item)
+            if len(round_items) == readers:
+                yield round_items[me]
+                round_items = []
+
+
+def _allowed_in_checkpoint(value: Any, where: str) -> None:
+    """Refuse what ``torch.load(weights_only=True)`` could not read back, naming where it sits."""
+    if isinstance(value, (torch.Tensor, str, int, float, bool, complex, type(None), torch.dtype, torch.device, torch.Size)):
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, (str, int)):
+                raise TypeError(f"{where}: key {key!r} is a {type(key).__name__}; checkpoint keys must be strings or integers")
+            _allowed_in_checkpoint(item, f"{where}[{key!r}]")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _allowed_in_checkpoint(item, f"{where}[{i}]")
+        return
+    hint = " (torch.as_tensor it)" if isinstance(value, (np.ndarray, np.generic)) else ""
+    raise TypeError(f"{where} is a {type(value).__module__}.{type(value).__qualname__}, which a weights-only checkpoint cannot hold{hint}; "
+                    "checkpoints take tensors, state dicts, numbers, strings and lists/dicts of them")
+
+
+def _metric_value(key: str, value: Any) -> float | int | str:
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise TypeError(f"ctx.report(): metrics[{key!r}] is a tensor of shape {tuple(value.shape)}; report one number per metric")
+        return float(value.detach().cpu().item())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"ctx.report(): metrics[{key!r}] is a {type(value).__name__}; report numbers (or strings)")
+
+
+class RunContext:
+    """What a training function gets: its parameters, its place in the job, and where results go.
+
+    Attributes: ``params`` (the config's params section, with a trial's
+    sampled values), ``config`` (the whole resolved dltune.config.Config),
+    ``rank``, ``local_rank``, ``world_size``, ``is_main``, ``device`` and
+    ``epoch`` (epochs reported so far, counting those of a checkpoint resumed from).
+    """
+
+    def __init__(self, cfg: Config, session: Session, info: DistInfo, resumed: dict[str, Any] | None = None) -> None:
+        self.config = cfg
+        self.params: dict[str, Any] = cfg.params
+        self.rank = info.rank
+        self.local_rank = info.local_rank
+        self.world_size = info.world
+        self.device = info.device
+        self._info = info
+        self._session = session
+        self._resumed = resumed
+        self.epoch = int(resumed["epoch"]) if resumed else 0
+        self.last_metrics: dict[str, Any] = {}
+        self._samplers: list[Any] = []
+        self._epoch_started = time.perf_counter()
+        self._epoch_samples = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def precision(self) -> str:
+        return resolve_precision(self.config, self.device)
+
+    # --- building blocks -------------------------------------------------------
+    def prepare_model(self, model: nn.Module, channels_last: bool | None = None) -> nn.Module:
+        """The model on this process's device, channels_last / DDP / torch.compile as configured
+        (``channels_last`` overrides train.channels_last, e.g. False for a non-image model).
+        Keep a reference to the module you pass in: it is the one to checkpoint and export."""
+        model = model.to(self.device)
+        if self.config.train.channels_last if channels_last is None else channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if self._info.ddp:
+            model = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if self.config.train.compile:
+            model = torch.compile(model)
+        return model
+
+    def prepare_loader(self, dataset: Dataset, batch_size: int | None = None, shuffle: bool = True, **loader_kwargs: Any) -> DataLoader:
+        """A DataLoader over this rank's share of ``dataset``.
+
+        Map-style datasets get a sampler that splits them between ranks
+        (disjoint when shuffling; every sample once when not) and reshuffles
+        each epoch by itself; iterable datasets are split between ranks and
+        DataLoader workers. batch_size defaults to train.batch_size, workers
+        to data.loader_workers."""
+        loader_kwargs.setdefault("num_workers", self.config.data.loader_workers)
+        loader_kwargs.setdefault("pin_memory", self.device.type == "cuda")
+        batch_size = batch_size or self.config.train.batch_size
+        if isinstance(dataset, IterableDataset):
+            sharded = ShardedIterable(dataset, self.rank, self.world_size)
+            sharded.set_epoch(self.epoch)
+            self._samplers.append(sharded)
+            return DataLoader(sharded, batch_size=batch_size, **loader_kwargs)
+        sampler = ShardSampler(len(dataset), self.rank, self.world_size, shuffle, self.config.train.seed, drop_last=shuffle)  # type: ignore[arg-type]
+        sampler.set_epoch(self.epoch)
+        self._samplers.append(sampler)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, **loader_kwargs)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Mixed precision as train.precision says (bf16 on GPU by default, nothing on CPU)."""
+        precision = self.precision
+        if precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+    # --- collectives (plain values when there is one process) -----------------
+    def all_sum(self, values: list[float]) -> list[float]:
+        """Element-wise sum of ``values`` over all ranks."""
+        return dist.all_sum(values, self._info)
+
+    def all_gather(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj`` (any picklable value), in rank order, on every rank."""
+        return dist.gather(obj, self._info)
+
+    # --- results -------------------------------------------------------------
+    def report(self, metrics: Mapping[str, Any], checkpoint: Mapping[str, Any] | None = None) -> None:
+        """One epoch's (or one evaluation's) metrics, on every rank; rank 0's are kept.
+
+        ``metrics["epoch"]`` is counted for you when absent. ``checkpoint`` (a
+        dict of tensors, state dicts and plain values) is saved by rank 0
+        only, atomically, wherever the run keeps its checkpoints; it is what
+        load_checkpoint() returns when the run resumes or a PBT trial takes it over."""
+        values = {str(k): _metric_value(str(k), v) for k, v in metrics.items()}
+        epoch = values.get("epoch", self.epoch + 1)
+        if isinstance(epoch, float) and epoch.is_integer():
+            epoch = int(epoch)
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch <= self.epoch:
+            raise ValueError(f"ctx.report(): metrics['epoch'] must be an integer above the last reported epoch {self.epoch}, got {epoch!r} "
+                             "(leave it out to have epochs counted for you)")
+        values["epoch"] = epoch
+        packed = None
+        if checkpoint is not None and self.is_main:
+            if not isinstance(checkpoint, Mapping):
+                raise TypeError(f"ctx.report(): checkpoint must be a dict, got {type(checkpoint).__name__}")
+            _allowed_in_checkpoint(dict(checkpoint), "checkpoint")
+            packed = ckpt_io.pack(epoch, dict(checkpoint))
+        self._session.report(values, packed)
+        self.epoch = epoch
+        self.last_metrics = values
+        for sampler in self._samplers:
+            sampler.set_epoch(epoch)
+        self._epoch_started, self._epoch_samples = time.perf_counter(), 0
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The checkpoint to go on from (on every rank, tensors on ``device``), or None for a fresh start:
+        a resumed run's newest, a restarted worker group's last, or a PBT donor's."""
+        return self._resumed["state"] if self._resumed else None
+
+    def export_model(self, model: nn.Module, example_inputs: tuple[torch.Tensor, ...] | None = None) -> None:
+        """Write the trained model (rank 0): model/model_state.pt, and model_scripted.pt
+        (TorchScript) when output.export_torchscript and ``example_inputs`` allow."""
+        if isinstance(model, DistributedDataParallel):
+            model = model.module
+        model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper
+        if self.is_main:
+            self._session.export(model, example_inputs)
+
+    # --- console -------------------------------------------------------------
+    def log(self, message: str) -> None:
+        """A line for people (rank 0, unless the run is quiet)."""
+        if self.is_main:
+            self._session.progress.line(message)
+
+    def progress(self, step: int, steps: int, loss: float, samples: int = 0) -> None:
+        """A live step line on a terminal (ignored elsewhere); ``samples`` in this step, for samples/s."""
+        self._epoch_samples += samples
+        elapsed = time.perf_counter() - self._epoch_started
+        rate = self._epoch_samples * self.world_size / max(elapsed, 1e-9)
+        loss = float(loss.item()) if isinstance(loss, torch.Tensor) else float(loss)
+        self._session.progress.step(self.epoch + 1, self.config.train.epochs, step, steps, loss if math.isfinite(loss) else float("nan"), rate, elapsed)

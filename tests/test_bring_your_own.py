@@ -1,0 +1,280 @@
+"""A user's own training function, datasets, loss, searcher, scheduler and objective
+(tests/user_package.py, written to disk as a real package) under every launcher."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import pbt_exploits, run_cli, start_test_ray, trial_results
+from dltune import api, cli
+
+BYO = ["train.fn=byo_user.train:train", "params={lr: 0.1, hidden: 8}"]
+
+
+def _metrics(exp: Path) -> list[dict]:
+    return [json.loads(line) for line in (exp / "metrics.jsonl").read_text().splitlines()]
+
+
+def _rows(exp: Path) -> list[dict[str, str]]:
+    with open(exp / "results.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _write_config(path: Path, **sections: object) -> Path:
+    path.write_text(yaml.safe_dump(sections))
+    return path
+
+
+# --- dltune train ----------------------------------------------------------------------------
+
+def test_train_fn_in_process_reports_checkpoints_and_resumes(user_root: Path, tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    common = [*BYO, f"output.dir={tmp_path}", "output.experiment=own"]
+    summary = api.train(None, [*common, "train.epochs=2"], verbose=False)
+    exp = tmp_path / "own"
+    assert summary["epochs"] == 2 and summary["world_size"] == 1 and summary["shard_sizes"] == [512]
+    assert [m["epoch"] for m in _metrics(exp)] == [1, 2] and _metrics(exp)[-1]["lr"] == 0.1
+    acc = EventAccumulator(str(exp / "tensorboard"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("val_loss")] == [1, 2]
+    written = json.loads((exp / "summary.json").read_text())
+    assert written["status"] == "finished" and written["exported"] == {"checkpoints": str(exp / "checkpoints")}
+
+    (exp / "summary.json").unlink()  # as if the run had been killed after epoch 2
+    resumed = api.train(None, [*common, "train.epochs=4"], resume=True, verbose=False)
+    assert [m["epoch"] for m in _metrics(exp)] == [1, 2, 3, 4]
+    assert [m["donor_epoch"] for m in _metrics(exp)] == [0, 0, 2, 2]  # load_checkpoint() gave epoch 2's state
+    assert resumed["final_metrics"]["val_acc"] > 0.9
+
+
+def test_iterable_dataset_in_the_users_loop_and_the_builtin_loop(user_root: Path, tmp_path: Path) -> None:
+    own = api.train(None, [*BYO, "params.iterable=true", "train.epochs=1", f"output.dir={tmp_path}", "output.experiment=stream"], verbose=False)
+    assert own["shard_sizes"] == [512]
+    builtin = ["data.target=byo_user.data:blobs", "model.name=mlp", "model.hidden=[16]", "train.epochs=4", "optim.lr=0.01", "train.batch_size=30", f"output.dir={tmp_path}"]
+    mapped = api.train(None, [*builtin, "train.loss=byo_user.data:label_smoothed", "output.experiment=blobs"], verbose=False)
+    assert mapped["final_metrics"]["val_acc"] > 0.9 and mapped["train_samples"] == 600 and mapped["ranks_disjoint"] is True
+    assert json.loads((tmp_path / "blobs" / "summary.json").read_text())["exported"]["torchscript"] == "model/model_scripted.pt"
+    streamed = api.train(None, [*builtin, "params.iterable=true", "train.max_steps_per_epoch=20", "output.experiment=blobstream"], verbose=False)
+    assert streamed["final_metrics"]["val_acc"] > 0.9 and streamed["ranks_disjoint"] is None
+    refused = cli.main(["train", "configs/quickstart.yaml", *builtin, "params.iterable=true", "output.experiment=nolen"])
+    assert refused == 2
+
+
+@pytest.mark.slow
+def test_train_fn_under_torchrun_two_ranks_reads_disjoint_shards(user_root: Path, tmp_path: Path) -> None:
+    config = _write_config(tmp_path / "own.yaml", train={"fn": "byo_user.train:train", "epochs": 2}, params={"lr": 0.1},
+                           scaling={"launcher": "torchrun", "num_workers": 2}, output={"dir": str(tmp_path)})
+    # run from the package's directory, as a user runs their own project: the ranks import it from there
+    proc = run_cli("train", str(config), cwd=user_root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "own" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["disjoint"] is True and summary["shard_sizes"] == [256, 256]
+    assert proc.stdout.count("epoch 2/2") == 1
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_train_fn_as_ray_train_workers(user_root: Path, tmp_path: Path) -> None:
+    config = _write_config(tmp_path / "own.yaml", train={"fn": "byo_user.train:train", "epochs": 2}, params={"lr": 0.1}, output={"dir": str(tmp_path)})
+    proc = run_cli("train", str(config), "--launcher", "ray", "scaling.num_workers=2", cwd=user_root, env={"RAY_ADDRESS": ""})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "own" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["disjoint"] is True and len(_metrics(tmp_path / "own")) == 2
+
+    failing = run_cli("train", str(config), "--launcher", "ray", "scaling.num_workers=2", "train.fn=byo_user.train:fails", "output.experiment=fails",
+                      cwd=user_root, env={"RAY_ADDRESS": ""})
+    assert failing.returncode == 1
+    last = failing.stderr.strip().splitlines()[-1]  # the cause, not Ray's WorkerGroupError, and last
+    assert last.startswith("dltune: failed: RuntimeError: the user's code broke on rank ") and "byo_user/train.py:" in last, failing.stderr[-2000:]
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("fn", "message"),
+    [
+        ("byo_missing.mod:train", "train.fn: cannot import module 'byo_missing.mod' (not found on the Python path; install the package or run from its directory)"),
+        ("byo_user.train:nope", "train.fn: module 'byo_user.train' has no callable 'nope'"),
+        ("byo_user.train:CONSTANT", "train.fn: 'byo_user.train:CONSTANT' is a int, not callable"),
+        ("byo_user.train:two_args", "train.fn: two_args(ctx, extra) cannot be called with 1 argument(s); a train.fn takes one argument, the run context"),
+        ("byo_user.broken:train", "train.fn: importing 'byo_user.broken' failed: ImportError: byo_user.broken needs a library this machine lacks"),
+        ("byo_user.train", "train.fn: expected 'package.module:function', got 'byo_user.train'"),
+    ],
+)
+@pytest.mark.parametrize("command", ["check", "train", "tune"])
+def test_a_bad_train_fn_is_one_line_and_exit_2_before_anything_runs(user_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture, fn: str, message: str, command: str) -> None:
+    import ray
+
+    code = cli.main([command, "configs/quickstart_tune.yaml", f"train.fn={fn}", f"output.dir={tmp_path}"])
+    err = capsys.readouterr().err
+    assert code == 2 and err == f"dltune: error: {message}\n"
+    assert not ray.is_initialized() and not (tmp_path / "quickstart_tune").exists()
+
+
+@pytest.mark.parametrize(
+    ("fn", "message"),
+    [
+        ("byo_user.train:fails", "RuntimeError: the user's code broke on rank 0 ("),
+        ("byo_user.train:same_epoch_twice", "ValueError: ctx.report(): metrics['epoch'] must be an integer above the last reported epoch 1, got 1"),
+        ("byo_user.train:numpy_checkpoint", "TypeError: checkpoint['weights'] is a numpy.ndarray, which a weights-only checkpoint cannot hold (torch.as_tensor it)"),
+    ],
+)
+def test_a_failing_train_fn_names_its_exception_and_line(user_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture, fn: str, message: str) -> None:
+    code = cli.main(["train", "configs/quickstart.yaml", f"train.fn={fn}", f"output.dir={tmp_path}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and err[0].startswith(f"dltune: failed: {message}")
+    assert "byo_user/train.py:" in err[0]
+    assert not (tmp_path / "quickstart" / "summary.json").exists()
+
+
+def test_space_checks_for_params_and_integer_keys(user_root: Path, capsys: pytest.CaptureFixture) -> None:
+    code = cli.main(["check", "configs/quickstart.yaml", *BYO, "tune.space={params.lr: {loguniform: [0.001, 0.1]}, params.depth: {lograndint: [1, 64]}}"])
+    out = capsys.readouterr().out
+    assert code == 0 and "warning: tune.space.params.depth: the config's params section has no 'depth'" in out
+    assert "params.lr" not in out.split("warning")[1]  # defined keys are not warned about
+    code = cli.main(["check", "configs/quickstart.yaml", "tune.space={train.batch_size: {loguniform: [16, 256]}}"])
+    assert code == 2 and capsys.readouterr().err.strip() == (
+        "dltune: error: tune.space.train.batch_size: loguniform samples floats but train.batch_size is an integer; "
+        "use {lograndint: [low, high]} or quniform with an integer step")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["tune.searcher=optunaa"], "tune.searcher: 'optunaa' is not one of auto, random, grid, optuna, hyperopt, blendsearch, cfo, bohb, "
+                                    "or a 'package.module:Class' (did you mean 'optuna'?)"),
+        (["tune.scheduler=byo_user.train:Net"], "tune.scheduler: byo_user.train:Net is not a ray.tune.schedulers.TrialScheduler subclass"),
+        (["tune.searcher=byo_user.train:Points"], "tune.searcher: byo_user.train:Points is not a ray.tune.search.Searcher or optuna.samplers.BaseSampler subclass"),
+        (["tune.searcher=optuna", "tune.searcher_kwargs={n_startup_trialz: 3}"], "tune.searcher_kwargs: TPESampler refused ['n_startup_trialz', 'seed']"),
+    ],
+)
+def test_bad_searchers_and_schedulers_are_refused_at_check(user_root: Path, capsys: pytest.CaptureFixture, overrides: list[str], message: str) -> None:
+    if "searcher_kwargs" in overrides[-1]:  # kwargs meet the class only when it is built: the plan builds it
+        from dltune.config import load_config
+        from dltune.errors import ConfigError
+        from dltune.hpo.algorithms import build_searcher, resolve_choice
+        from dltune.space import parse_space
+
+        cfg = load_config("configs/quickstart_tune.yaml", overrides)
+        with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            build_searcher(resolve_choice(parse_space(cfg.tune.space, type(cfg)), cfg), cfg.tune, 1)
+        return
+    assert cli.main(["check", "configs/quickstart_tune.yaml", *overrides]) == 2
+    assert capsys.readouterr().err.strip() == f"dltune: error: {message}"
+
+
+# --- dltune tune -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ray_cluster(user_root: Path):
+    import ray
+
+    start_test_ray()
+    yield ray
+    ray.shutdown()
+
+
+def _search(tmp_path: Path, name: str, *overrides: str, fn=None):
+    return api.tune(None, [f"output.dir={tmp_path}", f"output.experiment={name}", "tune.metric=val_loss", "tune.mode=min", *overrides], verbose=False, fn=fn)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_asha_over_a_train_fn(ray_cluster, tmp_path: Path) -> None:
+    result = _search(tmp_path, "asha", *BYO, "tune.space={params.lr: {loguniform: [0.0005, 0.3]}}", "tune.searcher=random", "tune.scheduler=asha",
+                     "tune.num_samples=4", "train.epochs=4", "tune.grace_period=1", "tune.reduction_factor=2", "tune.seed=2")
+    exp = tmp_path / "asha"
+    rows = _rows(exp)
+    assert len(rows) == 4 and result.summary["error"] == 0 and {r["stop_reason"] for r in rows} <= {"completed", "early_stopped"}
+    assert any(r["stop_reason"] == "completed" and r["epochs"] == "4" for r in rows)
+    best = min(rows, key=lambda r: float(r["best_val_loss"]))
+    cfg = yaml.safe_load((exp / "best_config.yaml").read_text())
+    assert cfg["train"]["fn"] == "byo_user.train:train" and cfg["params"]["lr"] == pytest.approx(float(best["params.lr"])) and cfg["params"]["hidden"] == 8
+    assert result.summary["best_model"]["state_dict"] == "best_model/model_state.pt"  # the checkpoint's "model" state dict
+    assert sorted(p.name for p in (exp / "tensorboard").iterdir()) == sorted(r["trial_id"] for r in rows)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_pbt_over_two_worker_trials_of_a_train_fn(ray_cluster, tmp_path: Path) -> None:
+    result = _search(tmp_path, "pbt", *BYO, "tune.space={params.lr: {loguniform: [0.001, 0.3]}}", "tune.searcher=random", "tune.scheduler=pbt",
+                     "tune.num_samples=2", "train.epochs=4", "tune.perturbation_interval=2", "tune.quantile_fraction=0.5", "tune.resample_probability=0.5",
+                     "tune.synch=true", "tune.seed=1", "scaling.launcher=ray", "scaling.num_workers=2")
+    exp = tmp_path / "pbt"
+    exploits = pbt_exploits(exp)
+    assert exploits, "PBT performed no exploit"
+    results = [r for history in trial_results(exp).values() for r in history]
+    checked = 0
+    for *_, new_config in exploits:
+        restored = [r for r in results if r["config"]["params.lr"] == new_config["params.lr"]]
+        if restored:  # an exploit at the last epoch has no epoch after it
+            first = min(restored, key=lambda r: r["timestamp"])
+            assert first["donor_epoch"] == first["epoch"] - 1 > 0  # load_checkpoint() returned the donor's state
+            assert first["lr"] == pytest.approx(new_config["params.lr"], rel=1e-9)  # and params holds the mutated lr
+            checked += 1
+    assert checked >= 1
+    assert result.summary["error"] == 0 and len(_rows(exp)) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_users_searcher_and_scheduler_by_path(ray_cluster, tmp_path: Path) -> None:
+    _search(tmp_path, "plugins", *BYO, "tune.space={params.lr: {loguniform: [0.001, 0.3]}}", "tune.num_samples=3", "train.epochs=4",
+            "tune.searcher=byo_user.plugins:ListSearcher", "tune.searcher_kwargs={key: params.lr, values: [0.01, 0.05, 0.2]}",
+            "tune.scheduler=byo_user.plugins:StopAt", "tune.scheduler_kwargs={at: 2}")
+    rows = _rows(tmp_path / "plugins")
+    assert sorted(float(r["params.lr"]) for r in rows) == [0.01, 0.05, 0.2]
+    assert {(r["epochs"], r["stop_reason"]) for r in rows} == {("2", "early_stopped")}
+
+
+def objective(ctx) -> None:
+    """A plain objective defined in a script, handed over as a function object."""
+    start = ctx.load_checkpoint() or {"step": 0}
+    for step in range(start["step"], ctx.config.train.epochs):
+        ctx.report({"loss": (ctx.params["x"] - 2.0) ** 2 + 1.0 / (step + 1)}, checkpoint={"step": step + 1})
+
+
+def test_dltune_train_takes_a_function_object(tmp_path: Path) -> None:
+    summary = api.train(None, ["train.epochs=2", "params={x: 1.5}", f"output.dir={tmp_path}", "output.experiment=fn"], verbose=False, fn=objective)
+    assert summary["final_metrics"]["loss"] == pytest.approx(0.25 + 0.5) and summary["epochs"] == 2
+    assert yaml.safe_load((tmp_path / "fn" / "config.yaml").read_text())["params"] == {"x": 1.5}
+
+
+# Every scheduler (and BOHB's pairing) over trials of a plain objective: a contract test, a few seconds each.
+@pytest.mark.slow
+@pytest.mark.ray
+@pytest.mark.parametrize(("searcher", "scheduler"), [("random", "fifo"), ("random", "asha"), ("random", "hyperband"), ("random", "median"),
+                                                     ("bohb", "hyperband"), ("random", "pbt"), ("random", "pb2")])
+def test_every_scheduler_runs_a_train_fn(ray_cluster, tmp_path: Path, searcher: str, scheduler: str) -> None:
+    result = api.tune(None, ["tune.space={params.x: {uniform: [-5.0, 5.0]}}", "tune.metric=loss", "tune.mode=min", "tune.num_samples=4", "train.epochs=4",
+                             f"tune.searcher={searcher}", f"tune.scheduler={scheduler}", "tune.perturbation_interval=1", "tune.grace_period=1",
+                             "tune.reduction_factor=2", f"output.dir={tmp_path}", "output.experiment=s"], verbose=False, fn=objective)
+    rows = _rows(tmp_path / "s")
+    assert len(rows) == 4 and result.summary["error"] == 0 and result.summary["scheduler"] == scheduler
+    assert any(r["epochs"] == "4" for r in rows) and all(1 <= int(r["epochs"]) <= 4 for r in rows)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_plain_objective_through_the_python_api(ray_cluster, tmp_path: Path) -> None:
+    result = api.tune(None, ["tune.space={params.x: {uniform: [-5.0, 5.0]}}", "tune.metric=loss", "tune.mode=min", "tune.num_samples=6",
+                             "train.epochs=3", "tune.searcher=optuna", f"output.dir={tmp_path}", "output.experiment=objective"], verbose=False, fn=objective)
+    exp = tmp_path / "objective"
+    assert len(_rows(exp)) == 6 and result.summary["error"] == 0
+    assert result.best_metric == pytest.approx((result.best_config.params["x"] - 2.0) ** 2 + 1 / 3)
+    assert yaml.safe_load((exp / "best_config.yaml").read_text())["train"]["fn"] == "test_bring_your_own:objective"
+    assert "holds no 'model' state dict" in result.summary["best_model"]["note"]
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_search_whose_train_fn_fails_names_the_cause_per_trial(ray_cluster, tmp_path: Path) -> None:
+    result = _search(tmp_path, "fails", "train.fn=byo_user.train:fails", "tune.space={params.lr: {uniform: [0.1, 0.2]}}", "tune.num_samples=2", "tune.searcher=random")
+    rows = _rows(tmp_path / "fails")
+    assert result.summary["error"] == 2
+    assert all(r["error"].startswith("RuntimeError: the user's code broke on rank 0 (") and "byo_user/train.py:" in r["error"] for r in rows)
