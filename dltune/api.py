@@ -34,10 +34,10 @@ def train(config: str | Config | None = None, overrides: Sequence[str] = (), *, 
     """Train once with the config's launcher (scaling.launcher) and return the run summary.
 
     ``fn`` is a training function object to use instead of train.fn (local and ray launchers)."""
-    from dltune.train.loop import resolve_train_fn
+    from dltune.preflight import check_run
 
     cfg = _config(config, overrides)
-    resolve_train_fn(cfg, fn)  # a missing module or a wrong signature is refused before anything starts
+    check_run(cfg, fn)  # a bad train.fn, a GPU this machine lacks or a missing path: refused before anything starts
     if cfg.scaling.launcher == "ray":
         from dltune.launch.ray_train import run_ray_train
 
@@ -61,6 +61,9 @@ def tune(config: str | Config | None = None, overrides: Sequence[str] = (), *, r
          verbose: bool = True, fn: TrainFn | None = None) -> Any:
     """Run the search in the config's tune section over trials of train.fn (or ``fn``);
     returns a dltune.hpo.tuner.TuneResult."""
+    from dltune.hpo.search_plan import preflight
+
+    cfg = preflight(_config(config, overrides), fn)  # bad input is refused before Ray is even imported
     from dltune.hpo.tuner import run_search
 
-    return run_search(_config(config, overrides), resume=resume, overwrite=overwrite, verbose=verbose, fn=fn)
+    return run_search(cfg, resume=resume, overwrite=overwrite, verbose=verbose, fn=fn)

@@ -37,6 +37,15 @@ class TrainFnError(Exception):
         return cls(type(exc).__name__, first_line(str(exc)), where(exc.__traceback__))
 
 
+class RunFailed(Exception):
+    """A command ran and failed as a whole (every trial of a search errored): exit code 1,
+    the message as it stands; ``result`` keeps what was written."""
+
+    def __init__(self, message: str, result: object = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 def first_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[0] if lines else text
@@ -55,7 +64,7 @@ def where(tb: TracebackType | None) -> str:
 
 def describe(exc: BaseException) -> str:
     """'Type: first line of the message (file:line)' for the CLI's one error line."""
-    if isinstance(exc, TrainFnError):
+    if isinstance(exc, (TrainFnError, RunFailed)):
         return str(exc)
     return str(TrainFnError.of(exc))
 

@@ -6,7 +6,7 @@ from dltune.config import Config, load_config
 from dltune.data import build_datasets
 from dltune.data.user import load_user_datasets
 from dltune.models import build_model, count_parameters
-from dltune.train.loop import resolve_train_fn
+from dltune.preflight import check_run
 from dltune.train.session import experiment_dir
 
 
@@ -41,7 +41,7 @@ def _builtin_rows(cfg: Config) -> list[tuple[str, str]]:
 
 def describe_plan(config_path: str, overrides: list[str]) -> str:
     cfg = load_config(config_path, overrides)
-    resolve_train_fn(cfg)
+    check_run(cfg)
     world = 1 if cfg.scaling.launcher == "local" else cfg.scaling.num_workers
     device = planned_device(cfg)
     precision = cfg.train.precision if cfg.train.precision != "auto" else ("bf16" if device == "cuda" else "fp32")
@@ -59,7 +59,7 @@ def describe_plan(config_path: str, overrides: list[str]) -> str:
     width = max(len(k) for k, _ in rows)
     text = "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
     if cfg.tune.space:
-        from dltune.hpo.tuner import local_cluster_resources, make_plan
+        from dltune.hpo.search_plan import local_cluster_resources, make_plan
 
         text += "\n\ndltune tune (local Ray; a cluster in RAY_ADDRESS may offer more):\n" + make_plan(cfg, local_cluster_resources(cfg)).describe()
     return text + "\nconfig OK"

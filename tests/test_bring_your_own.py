@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -273,8 +274,58 @@ def test_a_plain_objective_through_the_python_api(ray_cluster, tmp_path: Path) -
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_a_search_whose_train_fn_fails_names_the_cause_per_trial(ray_cluster, tmp_path: Path) -> None:
-    result = _search(tmp_path, "fails", "train.fn=byo_user.train:fails", "tune.space={params.lr: {uniform: [0.1, 0.2]}}", "tune.num_samples=2", "tune.searcher=random")
-    rows = _rows(tmp_path / "fails")
-    assert result.summary["error"] == 2
-    assert all(r["error"].startswith("RuntimeError: the user's code broke on rank 0 (") and "byo_user/train.py:" in r["error"] for r in rows)
+def test_a_search_whose_every_trial_fails_says_so_and_exits_1(user_root: Path, tmp_path: Path) -> None:
+    proc = run_cli("tune", "configs/quickstart_tune.yaml", "train.fn=byo_user.train:fails", "tune.space={params.lr: {uniform: [0.1, 0.2]}}",
+                   "tune.num_samples=2", "tune.searcher=random", "tune.scheduler=fifo", f"output.dir={tmp_path}", "tune.local_cpus=2",
+                   env={"RAY_ADDRESS": "", "PYTHONPATH": str(user_root)})
+    exp = tmp_path / "quickstart_tune"
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("dltune: failed: 2 of 2 trials failed: RuntimeError: the user's code broke on rank 0 (") and "byo_user/train.py:" in last
+    assert json.loads((exp / "summary.json").read_text())["status"] == "failed"
+    assert not (exp / "best_config.yaml").exists() and "best_config.yaml" not in proc.stdout
+    rows = _rows(exp)
+    assert all(r["error"].startswith("RuntimeError: the user's code broke on rank 0 (") and r["restarts"] == "0" for r in rows)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_search_where_some_trials_fail_warns_and_keeps_the_rest(ray_cluster, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    result = _search(tmp_path, "partial", "train.fn=byo_user.train:fails_above", "tune.space={params.lr: {grid: [0.05, 0.2]}}", "tune.searcher=grid",
+                     "tune.num_samples=1", "train.epochs=1")
+    assert result.summary["status"] == "partial" and result.summary["error"] == 1 and result.best_config.params["lr"] == 0.05
+    assert "dltune: warning: 1 of 2 trials failed: FloatingPointError: lr 0.2 diverged (" in capsys.readouterr().err
+
+
+# --- pre-flight: refused before anything runs ------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["check", "configs/cifar10_resnet18.yaml"], "scaling.use_gpu: a GPU was requested but torch sees no CUDA device"),
+        (["train", "configs/quickstart.yaml", "--launcher", "ray", "scaling.use_gpu=true"], "scaling.use_gpu: a GPU was requested but torch sees no CUDA device"),
+        (["check", "configs/quickstart.yaml", "data.path=/data/digits"], "data.path: data.name=digits reads no files, so /data/digits would be ignored; remove data.path or set data.name"),
+        (["train", "configs/quickstart.yaml", "data.name=cifar10", "data.path=/does/not/exist"], "data.path: /does/not/exist does not exist"),
+        (["tune", "configs/quickstart_tune.yaml", "data.name=cifar10", "data.path=/does/not/exist"], "data.path: /does/not/exist does not exist"),
+    ],
+)
+def test_what_cannot_run_is_refused_before_ray_starts(capsys: pytest.CaptureFixture, tmp_path: Path, args: list[str], message: str) -> None:
+    import ray
+    import torch
+
+    if torch.cuda.is_available() and "GPU" in message:
+        pytest.skip("a GPU is present")
+    assert cli.main([*args, f"output.dir={tmp_path}"]) == 2
+    assert capsys.readouterr().err == f"dltune: error: {message}\n"
+    assert not ray.is_initialized() and not any(tmp_path.iterdir())
+
+
+def test_a_bad_search_config_is_refused_without_importing_ray() -> None:
+    code = ("import sys, dltune\n"
+            "from dltune.errors import ConfigError\n"
+            "try:\n    dltune.tune(None, ['tune.space={optim.lr: {uniform: [0.1, 0.01]}}'])\n"
+            "except ConfigError as exc:\n    print('refused', 'ray' in sys.modules)\n")
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip() == "refused False", out.stderr[-2000:]

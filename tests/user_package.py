@@ -116,6 +116,13 @@ def fails(ctx):
     raise RuntimeError(f"the user's code broke on rank {ctx.rank}")
 
 
+def fails_above(ctx):
+    """Fails for a learning rate above 0.1, trains (a plain objective) below."""
+    if ctx.params["lr"] > 0.1:
+        raise FloatingPointError(f"lr {ctx.params['lr']} diverged")
+    ctx.report({"val_loss": ctx.params["lr"]})
+
+
 def two_args(ctx, extra):
     pass
 

@@ -93,7 +93,7 @@ def trial_rows(grid: Any, metric: str, mode: str, max_epochs: int, budget_hit: b
             stop_reason=reason,
             wall_time_s=float(last.get("time_total_s", 0.0) or 0.0),
             error=error,
-            restarts=trial.num_failures + _worker_restarts(df),
+            restarts=trial.num_failures - (result.error is not None) + _worker_restarts(df),  # a final failure is no restart
             result=result,
         ))
     return rows

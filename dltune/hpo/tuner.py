@@ -6,7 +6,6 @@ finds it again after the driver died.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -19,18 +18,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dltune import schema, storage
-from dltune.config import Config, absolute_paths
-from dltune.errors import UserError
+from dltune.config import Config
+from dltune.errors import RunFailed, UserError
 from dltune.hpo import algorithms, experiment_state, results
 from dltune.hpo.monitor import SearchMonitor
-from dltune.hpo.resources import ResourcePlan, plan_resources
+from dltune.hpo.search_plan import SearchPlan, local_cluster_resources, make_plan, preflight
 from dltune.hpo.trial import TRAIN_RUNS, discard_train_runs, multi_worker_trial, single_worker_trial
 from dltune.hpo.trial_logs import ResultJsonLogger
 from dltune.launch.ray_train import HEAD_AVOIDING_RESOURCE, init_ray
 from dltune.launch.user_code import UserCode
-from dltune.plugins import import_path_of
-from dltune.space import grid_size, parse_space, undefined_params
-from dltune.train.loop import TrainFn, resolve_train_fn
+from dltune.space import undefined_params
+from dltune.train.loop import TrainFn
 from dltune.train.session import experiment_dir, prepare_experiment_dir
 
 RAY_LOG = "ray.log"
@@ -44,55 +42,6 @@ class TuneResult:
     best_config: Config | None
     rows: list[results.TrialRow] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class SearchPlan:
-    """Everything decided before Ray Tune starts (printed by `dltune check` too)."""
-
-    cfg: Config
-    params: list
-    choice: algorithms.Choice
-    resources: ResourcePlan
-    num_trials: int
-
-    def describe(self) -> str:
-        space = ", ".join(f"{p.key}~{p.kind}{list(p.args)}" for p in self.params) or "(empty)"
-        t = self.cfg.tune
-        sampler = f" ({self.choice.sampler})" if self.choice.searcher == "optuna" else ""
-        lines = [
-            f"search: {self.choice.searcher}{sampler} + {self.choice.scheduler}: {self.choice.reason}",
-            f"space: {space}",
-            f"trials: {self.num_trials}, optimising {t.metric} ({t.mode}), time budget {f'{t.time_budget_s:g}s' if t.time_budget_s else 'none'}",
-            self.resources.describe(),
-            *undefined_params(self.params, self.cfg.params),
-        ]
-        return "\n".join(lines)
-
-
-def total_trials(cfg: Config, params: list) -> int:
-    return cfg.tune.num_samples * grid_size(params)
-
-
-def make_plan(cfg: Config, cluster: dict[str, float]) -> SearchPlan:
-    params = parse_space(cfg.tune.space, Config)
-    choice = algorithms.resolve_choice(params, cfg)
-    algorithms.check_compatible(choice, params)
-    if algorithms.uses_checkpoint_exploits(choice):
-        algorithms.mutations(params, cfg.tune)  # refuses shape-changing mutations before anything starts
-    if cfg.scaling.use_gpu is False and cfg.train.device == "cuda":
-        raise UserError("train.device: cuda in a search needs scaling.use_gpu=true so trials reserve GPUs")
-    n = total_trials(cfg, params)
-    return SearchPlan(cfg, params, choice, plan_resources(cfg, cluster, n), n)
-
-
-def local_cluster_resources(cfg: Config) -> dict[str, float]:
-    """What a local Ray started for this search would offer (before starting it)."""
-    import psutil
-    import torch
-
-    cpus = cfg.tune.local_cpus or float(os.cpu_count() or 1)
-    return {"CPU": cpus, "GPU": float(torch.cuda.device_count()), "memory": psutil.virtual_memory().available * 0.7}
 
 
 def quiet_ray_output() -> None:
@@ -179,26 +128,27 @@ def run_search(cfg: Config, resume: bool = False, overwrite: bool = False, verbo
                fn: TrainFn | None = None) -> TuneResult:
     """Run the search described by ``cfg.tune`` over trials of ``fn`` (a Python function) or
     train.fn; ``trial_fn`` replaces the whole Tune trial (benchmarks compare raw trials)."""
+    cfg = preflight(cfg, fn, trial_fn)
+    exp_dir = experiment_dir(cfg)
+    prepare_experiment_dir(exp_dir, resume, overwrite)
+    work = tempfile.mkdtemp(prefix="dltune-tune-")
+    try:
+        out = _search(cfg, resume, verbose, trial_fn, fn, exp_dir, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if out.summary["status"] == "failed":
+        raise RunFailed(storage.redact(out.summary["failures"]), out)
+    return out
+
+
+def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None, fn: TrainFn | None, exp_dir: str, work: str) -> TuneResult:
     from ray import tune
     from ray.tune import FailureConfig, RunConfig
     from ray.tune.logger import CSVLoggerCallback
 
-    cfg = absolute_paths(cfg)
-    if not cfg.tune.space and trial_fn is None:
-        raise UserError("tune.space: empty; give at least one key to search, e.g. optim.lr: {loguniform: [1.0e-4, 1.0e-1]}")
-    resolve_train_fn(cfg, fn)  # a missing module or a wrong signature is refused before Ray starts
-    if fn is not None:
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, fn=import_path_of(fn)))  # what best_config.yaml names
-    exp_dir = experiment_dir(cfg)
-    prepare_experiment_dir(exp_dir, resume, overwrite)
-    work = tempfile.mkdtemp(prefix="dltune-tune-")
     log_path = os.path.join(exp_dir if not storage.is_remote(exp_dir) else work, RAY_LOG)
     started = time.time()
     quiet_ray_output()
-    import ray
-
-    if not ray.is_initialized() and not os.environ.get("RAY_ADDRESS"):
-        make_plan(cfg, local_cluster_resources(cfg))  # refuse an impossible plan before paying for Ray's start
     cluster = start_ray(cfg, log_path)
     plan = make_plan(cfg, cluster)
     if verbose:
@@ -258,8 +208,14 @@ def run_search(cfg: Config, resume: bool = False, overwrite: bool = False, verbo
     discard_train_runs(storage.join(exp_dir, TRAIN_RUNS))
     if storage.is_remote(exp_dir):
         storage.upload_dir(work, exp_dir)
-    shutil.rmtree(work, ignore_errors=True)
     return out
+
+
+def failure_line(rows: list[results.TrialRow]) -> str:
+    """'3 of 12 trials failed: <the most common cause>' (causes as results.csv names them)."""
+    errors = [r.error for r in rows if r.stop_reason == "error"]
+    common = max(set(errors), key=errors.count)
+    return f"{len(errors)} of {len(rows)} trials failed: {common}"
 
 
 def write_outputs(cfg: Config, plan: SearchPlan, grid: Any, exp_dir: str, base: dict[str, Any], elapsed: float, budget_hit: bool, verbose: bool) -> TuneResult:
@@ -276,8 +232,9 @@ def write_outputs(cfg: Config, plan: SearchPlan, grid: Any, exp_dir: str, base: 
         storage.write_text(storage.join(exp_dir, "best_config.yaml"), results.best_config_yaml(best_cfg))
         exported = results.export_best_model(ranked, base, t.metric, t.mode, cfg.output.experiment, storage.join(exp_dir, "best_model"))
     counts = {reason: sum(1 for r in rows if r.stop_reason == reason) for reason in ("completed", "early_stopped", "time_budget", "error")}
+    status = "failed" if counts["error"] == len(rows) else "partial" if counts["error"] else "finished"
     summary = {
-        "status": "finished",
+        "status": status,
         "experiment_dir": storage.redact(exp_dir),
         "searcher": plan.choice.searcher,
         "sampler": plan.choice.sampler if plan.choice.searcher == "optuna" else None,
@@ -291,12 +248,17 @@ def write_outputs(cfg: Config, plan: SearchPlan, grid: Any, exp_dir: str, base: 
         "best": {"trial_id": ranked[0].trial_id, t.metric: ranked[0].best, "config": ranked[0].config} if ranked else None,
         "best_model": exported,
         "wall_time_s": round(elapsed, 3),
+        **({"failures": failure_line(rows)} if counts["error"] else {}),
     }
     storage.write_text(storage.join(exp_dir, "summary.json"), json.dumps(storage.redact(summary), indent=2, default=str) + "\n")
+    if status == "partial":
+        print(f"dltune: warning: {storage.redact(failure_line(rows))}", file=sys.stderr)
     if verbose:
-        print(f"\ntop {min(t.top_k, len(ranked))} of {len(rows)} trials by {t.metric} ({t.mode}):")
-        print(results.table(ranked, keys, t.metric, t.top_k))
-        print(f"\noutputs: {storage.redact(exp_dir)} (results.csv, best_config.yaml, best_model/, tensorboard/, summary.json)")
+        if ranked:
+            print(f"\ntop {min(t.top_k, len(ranked))} of {len(rows)} trials by {t.metric} ({t.mode}):")
+            print(results.table(ranked, keys, t.metric, t.top_k))
+        written = ["results.csv", *(["best_config.yaml"] if best_cfg is not None else []), *(["best_model/"] if exported.get("state_dict") else []), "tensorboard/", "summary.json"]
+        print(f"\noutputs: {storage.redact(exp_dir)} ({', '.join(written)})")
         if best_cfg is not None:
             print(f"train the best config: dltune train {storage.redact(storage.join(exp_dir, 'best_config.yaml'))}")
     return TuneResult(exp_dir, ranked[0].trial_id if ranked else "", ranked[0].best if ranked else None, best_cfg, rows, summary)

@@ -26,13 +26,20 @@ class DistInfo:
         return self.rank == 0
 
 
+def wants_cuda(cfg: Config) -> bool:
+    return cfg.train.device == "cuda" or (cfg.train.device == "auto" and cfg.scaling.use_gpu)
+
+
+def no_gpu(cfg: Config) -> ConfigError:
+    key = "train.device" if cfg.train.device == "cuda" else "scaling.use_gpu"
+    return ConfigError(f"{key}: a GPU was requested but torch sees no CUDA device")
+
+
 def pick_device(cfg: Config, local_rank: int) -> torch.device:
-    want_cuda = cfg.train.device == "cuda" or (cfg.train.device == "auto" and cfg.scaling.use_gpu)
-    if not want_cuda:
+    if not wants_cuda(cfg):
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        key = "train.device" if cfg.train.device == "cuda" else "scaling.use_gpu"
-        raise ConfigError(f"{key}: a GPU was requested but torch sees no CUDA device")
+        raise no_gpu(cfg)
     index = local_rank % torch.cuda.device_count()
     torch.cuda.set_device(index)
     return torch.device("cuda", index)
