@@ -7,7 +7,10 @@
    ``dltune.hpo.tuner.run_search`` (resource plan, monitor, TensorBoard per
    trial, results export) and through a plain Ray Tune script; prints the
    wall-time ratio dltune / raw (target <= 1.10) with actor reuse on both
-   sides, and the ratio to Ray Tune's default (a new actor per trial).
+   sides, and the ratio to Ray Tune's default (a new actor per trial). Then the
+   same trivial trial written as a user ``train.fn`` (plain Python calling
+   ``ctx.report``, handed to run_search as a function object) against it in
+   plain Ray Tune, again in back-to-back pairs (target <= 1.10).
 2. Start-up of a single-worker training trial: ``--startup-trials`` minimal
    trials (one training step, evaluation, checkpoint) one after another, and
    the median time from one trial's end to the next one's end (target <= 2 s).
@@ -51,17 +54,27 @@ def trivial(config: dict, base: dict | None = None) -> None:
         tune.report({"epoch": i + 1, "val_loss": (config["optim.lr"] - 0.01) ** 2 + 1.0 / (i + 1)})
 
 
+def trivial_fn(ctx) -> None:
+    """The same trivial trial as a user train.fn: plain Python on the run context, no torch."""
+    for i in range(REPORTS):
+        ctx.report({"val_loss": (ctx.params["lr"] - 0.01) ** 2 + 1.0 / (i + 1)})  # epoch counted by dltune
+
+
 REPORTS = 10
 
 
-def dltune_search(trials: int, out: str, trial_fn=None, extra: list[str] = ()) -> tuple[float, list]:
+def dltune_search(trials: int, out: str, trial_fn=None, extra: list[str] = (), fn=None) -> tuple[float, list]:
+    """A dltune search of ``trials`` trials: of ``trial_fn`` (replacing the whole Tune trial), or of
+    ``fn`` as the train.fn (a function object, cloudpickled to the workers; it searches params.lr)."""
     from dltune.config import load_config
     from dltune.hpo.tuner import run_search
 
+    space = "{params.lr: {uniform: [0.0001, 0.1]}}" if fn is not None else "{optim.lr: {uniform: [0.0001, 0.1]}}"
+    user = ["params.lr=0.01", f"train.epochs={REPORTS}"] if fn is not None else []
     cfg = load_config(None, [f"output.dir={out}", "output.experiment=bench", "tune.searcher=random", "tune.scheduler=fifo",
-                             f"tune.num_samples={trials}", "tune.space={optim.lr: {uniform: [0.0001, 0.1]}}", *extra])
+                             f"tune.num_samples={trials}", f"tune.space={space}", *user, *extra])
     started = time.perf_counter()
-    result = run_search(cfg, verbose=False, trial_fn=trial_fn)
+    result = run_search(cfg, verbose=False, trial_fn=trial_fn, fn=fn)
     return time.perf_counter() - started, result.rows
 
 
@@ -100,8 +113,16 @@ def overhead(args: argparse.Namespace) -> None:
         for i in range(args.repeats):
             raw_runs.append(raw_search(args.trials, f"{tmp}/raw{i}", cpus, reuse_actors=True))
             dlt_runs.append(dltune_search(args.trials, f"{tmp}/d{i}", trial_fn=trivial)[0])
+        # The trivial trial as a user train.fn, paired with its own raw run, after the pair above.
+        raw_fn_runs, fn_runs = [], []
+        for i in range(args.repeats):
+            raw_fn_runs.append(raw_search(args.trials, f"{tmp}/rawfn{i}", cpus, reuse_actors=True))
+            fn_runs.append(dltune_search(args.trials, f"{tmp}/fn{i}", fn=trivial_fn)[0])
         raw_s, dlt_s = statistics.median(raw_runs), statistics.median(dlt_runs)
         ratio = statistics.median(d / r for d, r in zip(dlt_runs, raw_runs))  # pairs ran back to back
+        raw_fn_s, fn_s = statistics.median(raw_fn_runs), statistics.median(fn_runs)
+        fn_ratio = statistics.median(d / r for d, r in zip(fn_runs, raw_fn_runs))
+        print(f"overhead: dltune / raw {ratio:.2f}, dltune train.fn / raw {fn_ratio:.2f} (medians over back-to-back pairs)", flush=True)
         raw_fresh_s = raw_search(args.trials, f"{tmp}/raw-fresh", cpus, reuse_actors=False)  # Ray Tune's default
         startup = {name: trial_cycle_s(args.startup_trials, f"{tmp}/{name}", fn, extra) for name, fn, extra in (
             ("reused", single_worker_trial, []),
@@ -119,6 +140,9 @@ def overhead(args: argparse.Namespace) -> None:
         f"| **ratio dltune / raw, like for like: median over back-to-back pairs** (target <= 1.10) | **{ratio:.2f}** |",
         f"| raw Ray Tune with its default `reuse_actors=False` | {raw_fresh_s:.1f} s |",
         f"| ratio dltune / raw Ray Tune's default | {dlt_s / raw_fresh_s:.2f} |",
+        f"| raw Ray Tune, the trivial function with `ray.tune.report`, `reuse_actors=True` (paired with the next row): median (runs) | {raw_fn_s:.1f} s ({', '.join(f'{x:.1f}' for x in raw_fn_runs)}) |",
+        f"| dltune run_search, the trivial function as `train.fn` (function object, `ctx.report`, no torch; reuses actors): median (runs) | {fn_s:.1f} s ({', '.join(f'{x:.1f}' for x in fn_runs)}) |",
+        f"| **ratio dltune train.fn / raw, like for like: median over back-to-back pairs** (target <= 1.10) | **{fn_ratio:.2f}** |",
         "",
         f"Trial start-up: {args.startup_trials} minimal single-worker trials (one training step of a 16-unit MLP on digits, "
         "evaluation, checkpoint), one at a time; median time from one trial's end to the next one's end.",
@@ -132,10 +156,12 @@ def overhead(args: argparse.Namespace) -> None:
 
 
 def timed(trial_fn, ends_file: str):
-    """``trial_fn`` that also appends the time it ended to ``ends_file`` (one machine: clocks agree)."""
+    """``trial_fn`` (a dltune trial) that also appends the time it ended to ``ends_file`` (one machine:
+    clocks agree). run_search passes a trial_fn only ``base``: the built-in loop's user code is empty."""
+    from dltune.launch.user_code import UserCode
 
     def timed_trial(config: dict, base: dict) -> None:
-        trial_fn(config, base)
+        trial_fn(config, base, UserCode())
         with open(ends_file, "a") as f:
             f.write(f"{time.time()}\n")
 
