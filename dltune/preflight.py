@@ -16,11 +16,12 @@ BUNDLED = ("digits", "synthetic")  # datasets that read no files
 def check_gpus(cfg: Config) -> None:
     """A GPU request on a machine whose torch sees none: refused here, not as an NCCL traceback
     from a local Ray that was told to invent GPUs. A cluster (RAY_ADDRESS) is checked when joined."""
-    import torch
-
     remote_ray = cfg.scaling.launcher == "ray" and os.environ.get("RAY_ADDRESS")
-    if dist.wants_cuda(cfg) and not remote_ray and not torch.cuda.is_available():
-        raise dist.no_gpu(cfg)
+    if dist.wants_cuda(cfg) and not remote_ray:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise dist.no_gpu(cfg)
 
 
 def check_data_paths(cfg: Config) -> None:

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import types
 import typing
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Union, get_args, get_origin
+from typing import get_type_hints as _get_type_hints
 
 import yaml
 
 from dltune.errors import ConfigError
+
+# Resolving a dataclass's string annotations compiles each one; a search builds a config per trial.
+get_type_hints = functools.cache(_get_type_hints)
 
 
 def option(default: Any = dataclasses.MISSING, help: str = "", **bounds: Any) -> Any:

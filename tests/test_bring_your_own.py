@@ -169,6 +169,40 @@ def test_bad_searchers_and_schedulers_are_refused_at_check(user_root: Path, caps
     assert capsys.readouterr().err.strip() == f"dltune: error: {message}"
 
 
+# --- pre-flight: refused before anything runs ------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["check", "configs/cifar10_resnet18.yaml"], "scaling.use_gpu: a GPU was requested but torch sees no CUDA device"),
+        (["train", "configs/quickstart.yaml", "--launcher", "ray", "scaling.use_gpu=true"], "scaling.use_gpu: a GPU was requested but torch sees no CUDA device"),
+        (["check", "configs/quickstart.yaml", "data.path=/data/digits"], "data.path: data.name=digits reads no files, so /data/digits would be ignored; remove data.path or set data.name"),
+        (["train", "configs/quickstart.yaml", "data.name=cifar10", "data.path=/does/not/exist"], "data.path: /does/not/exist does not exist"),
+        (["tune", "configs/quickstart_tune.yaml", "data.name=cifar10", "data.path=/does/not/exist"], "data.path: /does/not/exist does not exist"),
+    ],
+)
+def test_what_cannot_run_is_refused_before_ray_starts(capsys: pytest.CaptureFixture, tmp_path: Path, args: list[str], message: str) -> None:
+    import ray
+    import torch
+
+    if torch.cuda.is_available() and "GPU" in message:
+        pytest.skip("a GPU is present")
+    assert cli.main([*args, f"output.dir={tmp_path}"]) == 2
+    assert capsys.readouterr().err == f"dltune: error: {message}\n"
+    assert not ray.is_initialized() and not any(tmp_path.iterdir())
+
+
+def test_a_bad_search_config_is_refused_without_importing_ray() -> None:
+    code = ("import sys, dltune\n"
+            "from dltune.errors import ConfigError\n"
+            "try:\n    dltune.tune(None, ['tune.space={optim.lr: {uniform: [0.1, 0.01]}}'])\n"
+            "except ConfigError as exc:\n    print('refused', 'ray' in sys.modules)\n")
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip() == "refused False", out.stderr[-2000:]
+
+
 # --- dltune tune -----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -240,6 +274,11 @@ def objective(ctx) -> None:
         ctx.report({"loss": (ctx.params["x"] - 2.0) ** 2 + 1.0 / (step + 1)}, checkpoint={"step": step + 1})
 
 
+def torch_free(ctx) -> None:
+    """An objective that needs no torch and keeps no checkpoint (checkpoints are torch files)."""
+    ctx.report({"loss": abs(ctx.params["x"]), "torch_loaded": "torch" in sys.modules})
+
+
 def test_dltune_train_takes_a_function_object(tmp_path: Path) -> None:
     summary = api.train(None, ["train.epochs=2", "params={x: 1.5}", f"output.dir={tmp_path}", "output.experiment=fn"], verbose=False, fn=objective)
     assert summary["final_metrics"]["loss"] == pytest.approx(0.25 + 0.5) and summary["epochs"] == 2
@@ -274,6 +313,14 @@ def test_a_plain_objective_through_the_python_api(ray_cluster, tmp_path: Path) -
 
 @pytest.mark.slow
 @pytest.mark.ray
+def test_a_torch_free_objective_runs_in_workers_that_never_import_torch(ray_cluster, tmp_path: Path) -> None:
+    result = api.tune(None, ["tune.space={params.x: {uniform: [-1.0, 1.0]}}", "tune.metric=loss", "tune.num_samples=3", "train.epochs=1",
+                             f"output.dir={tmp_path}", "output.experiment=torchless"], verbose=False, fn=torch_free)
+    assert len(result.rows) == 3 and not any(row.result.metrics["torch_loaded"] for row in result.rows)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
 def test_a_search_whose_every_trial_fails_says_so_and_exits_1(user_root: Path, tmp_path: Path) -> None:
     proc = run_cli("tune", "configs/quickstart_tune.yaml", "train.fn=byo_user.train:fails", "tune.space={params.lr: {uniform: [0.1, 0.2]}}",
                    "tune.num_samples=2", "tune.searcher=random", "tune.scheduler=fifo", f"output.dir={tmp_path}", "tune.local_cpus=2",
@@ -295,37 +342,3 @@ def test_a_search_where_some_trials_fail_warns_and_keeps_the_rest(ray_cluster, t
                      "tune.num_samples=1", "train.epochs=1")
     assert result.summary["status"] == "partial" and result.summary["error"] == 1 and result.best_config.params["lr"] == 0.05
     assert "dltune: warning: 1 of 2 trials failed: FloatingPointError: lr 0.2 diverged (" in capsys.readouterr().err
-
-
-# --- pre-flight: refused before anything runs ------------------------------------------------
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["check", "configs/cifar10_resnet18.yaml"], "scaling.use_gpu: a GPU was requested but torch sees no CUDA device"),
-        (["train", "configs/quickstart.yaml", "--launcher", "ray", "scaling.use_gpu=true"], "scaling.use_gpu: a GPU was requested but torch sees no CUDA device"),
-        (["check", "configs/quickstart.yaml", "data.path=/data/digits"], "data.path: data.name=digits reads no files, so /data/digits would be ignored; remove data.path or set data.name"),
-        (["train", "configs/quickstart.yaml", "data.name=cifar10", "data.path=/does/not/exist"], "data.path: /does/not/exist does not exist"),
-        (["tune", "configs/quickstart_tune.yaml", "data.name=cifar10", "data.path=/does/not/exist"], "data.path: /does/not/exist does not exist"),
-    ],
-)
-def test_what_cannot_run_is_refused_before_ray_starts(capsys: pytest.CaptureFixture, tmp_path: Path, args: list[str], message: str) -> None:
-    import ray
-    import torch
-
-    if torch.cuda.is_available() and "GPU" in message:
-        pytest.skip("a GPU is present")
-    assert cli.main([*args, f"output.dir={tmp_path}"]) == 2
-    assert capsys.readouterr().err == f"dltune: error: {message}\n"
-    assert not ray.is_initialized() and not any(tmp_path.iterdir())
-
-
-def test_a_bad_search_config_is_refused_without_importing_ray() -> None:
-    code = ("import sys, dltune\n"
-            "from dltune.errors import ConfigError\n"
-            "try:\n    dltune.tune(None, ['tune.space={optim.lr: {uniform: [0.1, 0.01]}}'])\n"
-            "except ConfigError as exc:\n    print('refused', 'ray' in sys.modules)\n")
-    import subprocess
-
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.stdout.strip() == "refused False", out.stderr[-2000:]

@@ -10,20 +10,20 @@ from __future__ import annotations
 import copy
 import os
 import queue
+import sys
 import tempfile
 import threading
 import uuid
 from typing import Any
 
 import numpy as np
-import torch
 
 from dltune import schema, storage
 from dltune.config import Config, from_dict
 from dltune.launch.ray_errors import in_worker, raise_root_cause
 from dltune.launch.ray_train import CHECKPOINT_FILE, RayTrainSession, load_ray_checkpoint, ray_storage_path, worker_resources
-from dltune.train import checkpoint
 from dltune.launch.user_code import UserCode
+from dltune.train import checkpoint
 from dltune.train.loop import train_loop
 from dltune.train.session import Session
 
@@ -52,7 +52,7 @@ def plain(value: Any) -> Any:
 class TuneSession(Session):
     """Reports each epoch to Tune with a checkpoint when one is due; resumes from Tune's checkpoint."""
 
-    def resume_state(self, map_location: torch.device) -> dict[str, Any] | None:
+    def resume_state(self, map_location: str) -> dict[str, Any] | None:
         import ray.tune
 
         ckpt = ray.tune.get_checkpoint()
@@ -69,10 +69,21 @@ class TuneSession(Session):
             ray.tune.report(metrics, checkpoint=ray.tune.Checkpoint.from_directory(tmp))
 
 
+def cap_threads(threads: int) -> None:
+    """Don't let each trial grab every core: torch's threads now, or, before anything imported
+    torch (a plain objective may never do so), the OMP_NUM_THREADS torch reads at import.
+    A Ray worker process of ours, so the setting may stay."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
 def single_worker_trial(config: dict[str, Any], base: dict[str, Any], code: UserCode) -> None:
     fn = code.load()
     cfg = trial_config(base, config)
-    torch.set_num_threads(max(1, int(cfg.scaling.cpus_per_worker)))  # don't let each trial grab every core
+    cap_threads(max(1, int(cfg.scaling.cpus_per_worker)))
     in_worker(lambda: train_loop(cfg, TuneSession(cfg), fn))
 
 

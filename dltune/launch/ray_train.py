@@ -4,9 +4,7 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from dltune import schema
 from dltune.config import Config, absolute_paths, from_dict
@@ -16,6 +14,9 @@ from dltune.launch.user_code import UserCode
 from dltune.train import checkpoint
 from dltune.train.loop import TrainFn, train_loop
 from dltune.train.session import LocalSession, Session, experiment_dir, prepare_experiment_dir, read_summary
+
+if TYPE_CHECKING:
+    import torch
 
 CHECKPOINT_FILE = "state.pt"
 HEAD_AVOIDING_RESOURCE = "worker_node"
@@ -102,7 +103,7 @@ class RayTrainSession(Session):
     def start(self, start_epoch: int) -> None:
         self.writer.start(start_epoch)
 
-    def resume_state(self, map_location: torch.device) -> dict[str, Any] | None:
+    def resume_state(self, map_location: str) -> dict[str, Any] | None:
         import ray.train
 
         ckpt = ray.train.get_checkpoint() or self.initial_checkpoint
@@ -128,7 +129,7 @@ class RayTrainSession(Session):
         self.writer.finish(summary)
 
 
-def load_ray_checkpoint(ckpt: Any, map_location: torch.device | str = "cpu") -> dict[str, Any]:
+def load_ray_checkpoint(ckpt: Any, map_location: str = "cpu") -> dict[str, Any]:
     """The training state inside a Ray (Train or Tune) checkpoint."""
     with ckpt.as_directory() as path:
         return checkpoint.load(os.path.join(path, CHECKPOINT_FILE), map_location)

@@ -26,9 +26,6 @@ from dltune.train.context import RunContext
 from dltune.train.metrics import LossFn, evaluate, task_loss, to_device
 from dltune.train.optim import build_optimizer, build_scheduler
 
-BUILTIN = "dltune.train.builtin:train"
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)

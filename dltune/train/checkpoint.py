@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from dltune import storage
 from dltune.config import OptimConfig
-from dltune.train.optim import apply_hyperparameters
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 CHECKPOINT_NAME = re.compile(r"epoch_(\d+)\.pt$")
 
@@ -19,6 +19,8 @@ def capture(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, 
     """Everything needed to continue after ``epoch`` epochs exactly as an uninterrupted run,
     plus ``extra`` (the optimizer hyperparameters, the data spec and an example input,
     so a model can be rebuilt and exported from the checkpoint alone)."""
+    import torch
+
     state: dict[str, Any] = {
         **extra,
         "epoch": epoch,
@@ -36,6 +38,10 @@ def capture(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, 
 def restore(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any, optim_cfg: OptimConfig) -> int:
     """Load ``state`` into the live objects, keeping ``optim_cfg``'s hyperparameters;
     returns the number of epochs already done."""
+    import torch
+
+    from dltune.train.optim import apply_hyperparameters
+
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
@@ -53,12 +59,16 @@ def pack(epoch: int, state: dict[str, Any]) -> dict[str, Any]:
 
 
 def to_bytes(state: dict[str, Any]) -> bytes:
+    import torch
+
     buf = io.BytesIO()
     torch.save(state, buf)
     return buf.getvalue()
 
 
 def from_bytes(data: bytes, map_location: torch.device | str = "cpu") -> dict[str, Any]:
+    import torch
+
     return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
 
 

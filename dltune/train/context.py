@@ -15,16 +15,12 @@ never sees it. No Ray imports here.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import sys
 import time
-from collections.abc import Iterator, Mapping
-from typing import Any
-
-import numpy as np
-import torch
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, get_worker_info
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from dltune.config import Config
 from dltune.errors import ConfigError
@@ -33,79 +29,34 @@ from dltune.train import dist
 from dltune.train.dist import DistInfo
 from dltune.train.session import Session
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, Dataset
 
-def resolve_precision(cfg: Config, device: torch.device) -> str:
+# torch and numpy are imported where they are needed: a training function without torch
+# (a plain objective) runs without paying for its import. A value can only be a tensor or
+# an array once its library is loaded, hence the sys.modules look-ups.
+PLAIN_TYPES = (str, int, float, bool, complex, type(None))
+
+
+def resolve_precision(cfg: Config, device: str) -> str:
     precision = cfg.train.precision
     if precision == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
-    if precision == "fp16" and device.type != "cuda":
+        return "bf16" if device.startswith("cuda") else "fp32"
+    if precision == "fp16" and not device.startswith("cuda"):
         raise ConfigError("train.precision: fp16 needs a GPU (use bf16 or fp32 on CPU)")
     return precision
 
 
-class ShardSampler(Sampler[int]):
-    """This rank's indices of a map-style dataset, reshuffled each epoch from (seed, epoch).
-
-    Training (``drop_last``) cuts the order to a multiple of the world size so
-    ranks see disjoint samples and take the same number of steps; evaluation
-    keeps every sample once (no padding with repeats, unlike DistributedSampler).
-    """
-
-    def __init__(self, size: int, rank: int, world: int, shuffle: bool, seed: int, drop_last: bool) -> None:
-        self.size, self.rank, self.world = size, rank, world
-        self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def indices(self) -> list[int]:
-        if self.shuffle:
-            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
-        else:
-            order = torch.arange(self.size)
-        if self.drop_last:
-            order = order[: self.size - self.size % self.world]
-        return order[self.rank :: self.world].tolist()
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices())
-
-    def __len__(self) -> int:
-        return len(self.indices())
-
-
-class ShardedIterable(IterableDataset):
-    """An iterable dataset split between ranks and DataLoader workers.
-
-    Item i goes to reader i % readers (readers = ranks x workers); the last
-    incomplete round is dropped so every reader yields the same count and DDP
-    ranks take the same number of steps.
-    """
-
-    def __init__(self, dataset: IterableDataset, rank: int, world: int) -> None:
-        self.dataset, self.rank, self.world = dataset, rank, world
-
-    def set_epoch(self, epoch: int) -> None:
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(epoch)
-
-    def __iter__(self) -> Iterator[Any]:
-        worker = get_worker_info()
-        workers, worker_id = (worker.num_workers, worker.id) if worker is not None else (1, 0)
-        readers = self.world * workers
-        me = self.rank * workers + worker_id
-        round_items: list[Any] = []
-        for item in self.dataset:
-            round_items.append(item)
-            if len(round_items) == readers:
-                yield round_items[me]
-                round_items = []
+def _tensor_types() -> tuple[type, ...]:
+    torch = sys.modules.get("torch")
+    return (torch.Tensor, torch.dtype, torch.device, torch.Size) if torch is not None else ()
 
 
 def _allowed_in_checkpoint(value: Any, where: str) -> None:
     """Refuse what ``torch.load(weights_only=True)`` could not read back, naming where it sits."""
-    if isinstance(value, (torch.Tensor, str, int, float, bool, complex, type(None), torch.dtype, torch.device, torch.Size)):
+    if isinstance(value, PLAIN_TYPES + _tensor_types()):
         return
     if isinstance(value, Mapping):
         for key, item in value.items():
@@ -117,20 +68,22 @@ def _allowed_in_checkpoint(value: Any, where: str) -> None:
         for i, item in enumerate(value):
             _allowed_in_checkpoint(item, f"{where}[{i}]")
         return
-    hint = " (torch.as_tensor it)" if isinstance(value, (np.ndarray, np.generic)) else ""
+    np = sys.modules.get("numpy")
+    hint = " (torch.as_tensor it)" if np is not None and isinstance(value, (np.ndarray, np.generic)) else ""
     raise TypeError(f"{where} is a {type(value).__module__}.{type(value).__qualname__}, which a weights-only checkpoint cannot hold{hint}; "
                     "checkpoints take tensors, state dicts, numbers, strings and lists/dicts of them")
 
 
 def _metric_value(key: str, value: Any) -> float | int | str:
-    if isinstance(value, torch.Tensor):
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    torch, np = sys.modules.get("torch"), sys.modules.get("numpy")
+    if torch is not None and isinstance(value, torch.Tensor):
         if value.numel() != 1:
             raise TypeError(f"ctx.report(): metrics[{key!r}] is a tensor of shape {tuple(value.shape)}; report one number per metric")
         return float(value.detach().cpu().item())
-    if isinstance(value, np.generic):
+    if np is not None and isinstance(value, np.generic):
         return value.item()
-    if isinstance(value, (bool, int, float, str)):
-        return value
     raise TypeError(f"ctx.report(): metrics[{key!r}] is a {type(value).__name__}; report numbers (or strings)")
 
 
@@ -149,7 +102,6 @@ class RunContext:
         self.rank = info.rank
         self.local_rank = info.local_rank
         self.world_size = info.world
-        self.device = info.device
         self._info = info
         self._session = session
         self._resumed = resumed
@@ -163,15 +115,25 @@ class RunContext:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    @functools.cached_property
+    def device(self) -> torch.device:
+        """This process's torch device (cpu, or the cuda device of LOCAL_RANK)."""
+        import torch
+
+        return torch.device(self._info.device)
+
     @property
     def precision(self) -> str:
-        return resolve_precision(self.config, self.device)
+        return resolve_precision(self.config, self._info.device)
 
     # --- building blocks -------------------------------------------------------
     def prepare_model(self, model: nn.Module, channels_last: bool | None = None) -> nn.Module:
         """The model on this process's device, channels_last / DDP / torch.compile as configured
         (``channels_last`` overrides train.channels_last, e.g. False for a non-image model).
         Keep a reference to the module you pass in: it is the one to checkpoint and export."""
+        import torch
+        from torch.nn.parallel import DistributedDataParallel
+
         model = model.to(self.device)
         if self.config.train.channels_last if channels_last is None else channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -189,6 +151,10 @@ class RunContext:
         each epoch by itself; iterable datasets are split between ranks and
         DataLoader workers. batch_size defaults to train.batch_size, workers
         to data.loader_workers."""
+        from torch.utils.data import DataLoader, IterableDataset
+
+        from dltune.train.sharding import ShardedIterable, ShardSampler
+
         loader_kwargs.setdefault("num_workers", self.config.data.loader_workers)
         loader_kwargs.setdefault("pin_memory", self.device.type == "cuda")
         batch_size = batch_size or self.config.train.batch_size
@@ -207,6 +173,8 @@ class RunContext:
         precision = self.precision
         if precision == "fp32":
             return contextlib.nullcontext()
+        import torch
+
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
     # --- collectives (plain values when there is one process) -----------------
@@ -255,6 +223,8 @@ class RunContext:
     def export_model(self, model: nn.Module, example_inputs: tuple[torch.Tensor, ...] | None = None) -> None:
         """Write the trained model (rank 0): model/model_state.pt, and model_scripted.pt
         (TorchScript) when output.export_torchscript and ``example_inputs`` allow."""
+        from torch.nn.parallel import DistributedDataParallel
+
         if isinstance(model, DistributedDataParallel):
             model = model.module
         model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper
@@ -272,5 +242,5 @@ class RunContext:
         self._epoch_samples += samples
         elapsed = time.perf_counter() - self._epoch_started
         rate = self._epoch_samples * self.world_size / max(elapsed, 1e-9)
-        loss = float(loss.item()) if isinstance(loss, torch.Tensor) else float(loss)
+        loss = float(loss.item()) if hasattr(loss, "item") else float(loss)
         self._session.progress.step(self.epoch + 1, self.config.train.epochs, step, steps, loss if math.isfinite(loss) else float("nan"), rate, elapsed)

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-import torch.distributed as dist
-
 from dltune.config import Config
 from dltune.errors import ConfigError
+
+# torch is imported only when a process needs it (a GPU, a process group, a tensor), so a
+# training function that never touches torch does not pay for its import.
 
 
 @dataclass
@@ -17,7 +18,7 @@ class DistInfo:
     rank: int
     world: int
     local_rank: int
-    device: torch.device
+    device: str  # "cpu" or "cuda:N"
     initialized_here: bool
     ddp: bool = False  # train under DistributedDataParallel (several processes, or any torchrun launch)
 
@@ -35,14 +36,16 @@ def no_gpu(cfg: Config) -> ConfigError:
     return ConfigError(f"{key}: a GPU was requested but torch sees no CUDA device")
 
 
-def pick_device(cfg: Config, local_rank: int) -> torch.device:
+def pick_device(cfg: Config, local_rank: int) -> str:
     if not wants_cuda(cfg):
-        return torch.device("cpu")
+        return "cpu"
+    import torch
+
     if not torch.cuda.is_available():
         raise no_gpu(cfg)
     index = local_rank % torch.cuda.device_count()
     torch.cuda.set_device(index)
-    return torch.device("cuda", index)
+    return f"cuda:{index}"
 
 
 def setup(cfg: Config) -> DistInfo:
@@ -56,42 +59,46 @@ def setup(cfg: Config) -> DistInfo:
     # Under torchrun even one process joins a group (and trains under DDP), so a
     # one-GPU launch check exercises the real backend.
     torchrun = "TORCHELASTIC_RUN_ID" in os.environ
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if "torch" not in sys.modules and world == 1 and not torchrun:
+        return DistInfo(0, 1, 0, device, False)  # no torch loaded: no process group can exist
+    import torch.distributed as dist
+
     if dist.is_available() and dist.is_initialized():
         world = dist.get_world_size()
         return DistInfo(dist.get_rank(), world, local_rank, device, False, world > 1 or torchrun)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 or torchrun:
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
         return DistInfo(dist.get_rank(), world, local_rank, device, True, True)
     return DistInfo(0, 1, 0, device, False)
 
 
 def teardown(info: DistInfo) -> None:
-    if info.initialized_here and dist.is_initialized():
-        dist.destroy_process_group()
+    if info.initialized_here:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def all_sum(values: list[float], info: DistInfo) -> list[float]:
     """Element-wise sum of ``values`` over all ranks."""
     if info.world == 1:
         return values
+    import torch
+    import torch.distributed as dist
+
     t = torch.tensor(values, dtype=torch.float64, device=info.device)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t.tolist()
-
-
-def all_min(value: int, info: DistInfo) -> int:
-    if info.world == 1:
-        return value
-    t = torch.tensor([value], dtype=torch.int64, device=info.device)
-    dist.all_reduce(t, op=dist.ReduceOp.MIN)
-    return int(t.item())
 
 
 def gather(obj: Any, info: DistInfo) -> list[Any]:
     """Every rank's ``obj``, in rank order (on every rank)."""
     if info.world == 1:
         return [obj]
+    import torch.distributed as dist
+
     out: list[Any] = [None] * info.world
     dist.all_gather_object(out, obj)
     return out

@@ -13,11 +13,11 @@ from typing import Any
 from dltune import plugins
 from dltune.config import Config
 from dltune.train import dist
-from dltune.train import builtin
 from dltune.train.context import RunContext
 from dltune.train.session import Session
 
 TrainFn = Callable[[RunContext], Any]
+BUILTIN = "dltune.train.builtin:train"  # imported only when used: it needs torch, a train.fn may not
 ARITY_HINT = "a train.fn takes one argument, the run context"
 
 
@@ -28,7 +28,7 @@ def resolve_train_fn(cfg: Config, fn: TrainFn | None = None) -> TrainFn:
             raise TypeError(f"fn: expected a function taking the run context, got {type(fn).__name__}")
         plugins.check_arity("train.fn", fn, 1, ARITY_HINT)
         return fn
-    return plugins.resolve_callable("train.fn", cfg.train.fn or builtin.BUILTIN, 1, ARITY_HINT)
+    return plugins.resolve_callable("train.fn", cfg.train.fn or BUILTIN, 1, ARITY_HINT)
 
 
 def train_loop(cfg: Config, session: Session, fn: TrainFn | None = None) -> dict[str, Any]:
@@ -38,9 +38,10 @@ def train_loop(cfg: Config, session: Session, fn: TrainFn | None = None) -> dict
     try:
         ctx = RunContext(cfg, session, info, session.resume_state(info.device))
         session.start(ctx.epoch)
-        if train_fn is not builtin.train:  # the built-in loop describes its data and model itself
+        name = plugins.import_path_of(train_fn)
+        if name != BUILTIN:  # the built-in loop describes its data and model itself
             resumed = f", resuming after epoch {ctx.epoch}" if ctx.epoch else ""
-            ctx.log(f"running {plugins.import_path_of(train_fn)}: {ctx.world_size} process(es) on {ctx.device}{resumed}")
+            ctx.log(f"running {name}: {ctx.world_size} process(es) on {ctx._info.device}{resumed}")
         returned = train_fn(ctx)
         summary: dict[str, Any] = {"epochs": ctx.epoch}
         if isinstance(returned, dict):

@@ -13,18 +13,18 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from dltune import config as config_mod
 from dltune import storage
 from dltune.config import Config
 from dltune.errors import UserError
 from dltune.train import checkpoint
-from dltune.train.export import export_model
 from dltune.train.progress import Progress
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 SUMMARY = "summary.json"
 KEEP_CHECKPOINTS = 2
@@ -80,7 +80,7 @@ class Session:
     def start(self, start_epoch: int) -> None:
         """Called once before the training function, with the epoch it goes on from."""
 
-    def resume_state(self, map_location: torch.device) -> dict[str, Any] | None:
+    def resume_state(self, map_location: str) -> dict[str, Any] | None:
         """The newest checkpoint (as checkpoint.pack made it) when resuming, else None (read by every rank)."""
         if not self.resume:
             return None
@@ -167,6 +167,8 @@ class LocalSession(Session):
             storage.delete(old)
 
     def export(self, model: nn.Module, example: tuple[torch.Tensor, ...] | None) -> None:
+        from dltune.train.export import export_model
+
         with_torchscript = self.cfg.output.export_torchscript and example is not None
         self.exported = export_model(model, example or (), storage.join(self.exp_dir, "model"), with_torchscript, prefix="model/")
 
