@@ -67,5 +67,7 @@ def check_arity(key: str, fn: Callable[..., Any], arity: int, what: str) -> None
 
 
 def import_path_of(obj: Any) -> str:
-    """'module:qualname' of a function or class (what a config records for a Python object)."""
-    return f"{obj.__module__}:{obj.__qualname__}"
+    """'module:qualname' of a function or class (what a config records for a Python object);
+    a partial or a callable instance is named by its class."""
+    named = obj if hasattr(obj, "__qualname__") else type(obj)
+    return f"{getattr(named, '__module__', '__main__')}:{named.__qualname__}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from dltune import storage
 from dltune.config import Config
@@ -13,11 +14,17 @@ from dltune.train.loop import TrainFn, resolve_train_fn
 BUNDLED = ("digits", "synthetic")  # datasets that read no files
 
 
-def check_gpus(cfg: Config) -> None:
+def ray_cluster_given() -> bool:
+    """RAY_ADDRESS is set or this process is already connected to a Ray: that cluster decides."""
+    ray = sys.modules.get("ray")
+    return bool(os.environ.get("RAY_ADDRESS")) or (ray is not None and ray.is_initialized())
+
+
+def check_gpus(cfg: Config, on_ray: bool) -> None:
     """A GPU request on a machine whose torch sees none: refused here, not as an NCCL traceback
-    from a local Ray that was told to invent GPUs. A cluster (RAY_ADDRESS) is checked when joined."""
-    remote_ray = cfg.scaling.launcher == "ray" and os.environ.get("RAY_ADDRESS")
-    if dist.wants_cuda(cfg) and not remote_ray:
+    from a local Ray that was told to invent GPUs. Work that runs on a given Ray cluster
+    (``on_ray``: a search, or the ray launcher) is checked against it when joined."""
+    if dist.wants_cuda(cfg) and not (on_ray and ray_cluster_given()):
         import torch
 
         if not torch.cuda.is_available():
@@ -37,7 +44,7 @@ def check_data_paths(cfg: Config) -> None:
             raise ConfigError(f"{key}: {storage.redact(path)} does not exist")
 
 
-def check_run(cfg: Config, fn: TrainFn | None = None) -> None:
+def check_run(cfg: Config, fn: TrainFn | None = None, search: bool = False) -> None:
     resolve_train_fn(cfg, fn)
-    check_gpus(cfg)
+    check_gpus(cfg, on_ray=search or cfg.scaling.launcher == "ray")
     check_data_paths(cfg)

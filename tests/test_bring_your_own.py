@@ -342,3 +342,76 @@ def test_a_search_where_some_trials_fail_warns_and_keeps_the_rest(ray_cluster, t
                      "tune.num_samples=1", "train.epochs=1")
     assert result.summary["status"] == "partial" and result.summary["error"] == 1 and result.best_config.params["lr"] == 0.05
     assert "dltune: warning: 1 of 2 trials failed: FloatingPointError: lr 0.2 diverged (" in capsys.readouterr().err
+
+
+# --- the context's building blocks, without a launcher ---------------------------------------
+
+def _context(*overrides: str, rank: int = 0, world: int = 1):
+    from dltune.config import load_config
+    from dltune.train.context import RunContext
+    from dltune.train.dist import DistInfo
+    from dltune.train.session import Session
+
+    cfg = load_config(None, list(overrides))
+    return RunContext(cfg, Session(cfg, rank), DistInfo(rank, world, 0, "cpu", False))
+
+
+def test_prepare_loader_splits_between_ranks_for_training_and_evaluation() -> None:
+    import torch
+    from torch.utils.data import TensorDataset
+
+    data = TensorDataset(torch.arange(10))
+    def read(rank: int, **kwargs) -> list[int]:
+        loader = _context(rank=rank, world=4).prepare_loader(data, batch_size=1, **kwargs)
+        return [int(x) for (x,) in loader]
+
+    training = [read(r) for r in range(4)]
+    assert [len(t) for t in training] == [2, 2, 2, 2] and len(set().union(*training)) == 8  # disjoint, equal steps
+    assert sorted(sum((read(r, shuffle=False) for r in range(4)), [])) == list(range(10))  # evaluation: each sample once
+    assert {len(read(r, shuffle=False, drop_last=True)) for r in range(4)} == {2}  # a sequential training loader
+
+
+def test_export_model_leaves_the_model_as_it_was(tmp_path: Path) -> None:
+    from torch import nn
+
+    from dltune.config import load_config
+    from dltune.train.context import RunContext
+    from dltune.train.dist import DistInfo
+    from dltune.train.session import LocalSession
+
+    cfg = load_config(None, [f"output.dir={tmp_path}"])
+    session = LocalSession(cfg, verbose=False)
+    ctx = RunContext(cfg, session, DistInfo(0, 1, 0, "cpu", False))
+    model = nn.Linear(3, 2).train()
+    ctx.export_model(model)
+    assert model.training and (tmp_path / "run" / "model" / "model_state.pt").is_file() and session.exported == {"state_dict": "model/model_state.pt"}
+
+
+def test_function_objects_of_any_kind_are_named() -> None:
+    import functools
+
+    from dltune.plugins import import_path_of
+
+    class Objective:
+        def __call__(self, ctx) -> None:
+            pass
+
+    assert import_path_of(objective) == "test_bring_your_own:objective"
+    assert import_path_of(functools.partial(objective)) == "functools:partial"
+    assert import_path_of(Objective()).endswith("Objective")
+
+
+def test_a_gpu_search_on_a_given_cluster_is_left_to_the_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from dltune.config import load_config
+    from dltune.errors import ConfigError
+    from dltune.preflight import check_run
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    cfg = load_config(None, ["scaling.use_gpu=true"])
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    check_run(cfg, search=True)  # the joined cluster's GPUs decide (the search plan checks them)
+    with pytest.raises(ConfigError, match="scaling.use_gpu"):
+        check_run(cfg)  # the local launcher trains here, whatever cluster is named

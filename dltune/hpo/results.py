@@ -19,6 +19,7 @@ from dltune.launch.ray_errors import describe_failure
 from dltune.launch.ray_train import load_ray_checkpoint
 from dltune.models import build_model
 from dltune.train.export import export_model, export_state_dict
+from dltune.train.loop import BUILTIN
 
 
 @dataclass
@@ -150,8 +151,8 @@ def export_best_model(ranked: list[TrialRow], base: dict[str, Any], metric: str,
         packed = load_ray_checkpoint(ckpt)
         state, epoch = packed["state"], int(packed["epoch"])
         found = {"trial_id": row.trial_id, "epoch": epoch}
-        if {"model", "data_spec", "example"} <= set(state):
-            cfg = best_config(base, row.config, experiment)
+        cfg = best_config(base, row.config, experiment)
+        if cfg.train.fn in ("", BUILTIN) and {"model", "data_spec", "example"} <= set(state):
             spec = DataSpec(**{**state["data_spec"], "input_shape": tuple(state["data_spec"]["input_shape"])})
             model = build_model(cfg.model, spec)
             model.load_state_dict(state["model"])

@@ -17,7 +17,7 @@ from dltune.hpo import algorithms
 from dltune.hpo.resources import ResourcePlan, plan_resources
 from dltune.plugins import import_path_of
 from dltune.space import Param, grid_size, parse_space, undefined_params
-from dltune.preflight import check_run
+from dltune.preflight import check_run, ray_cluster_given
 from dltune.train.loop import TrainFn
 
 
@@ -77,9 +77,9 @@ def preflight(cfg: Config, fn: TrainFn | None = None, trial_fn: Any = None) -> C
     cfg = absolute_paths(cfg)
     if not cfg.tune.space and trial_fn is None:
         raise UserError("tune.space: empty; give at least one key to search, e.g. optim.lr: {loguniform: [1.0e-4, 1.0e-1]}")
-    check_run(cfg, fn)
+    check_run(cfg, fn, search=True)
     if fn is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, fn=import_path_of(fn)))  # what best_config.yaml names
-    if not os.environ.get("RAY_ADDRESS"):
+    if not ray_cluster_given():
         make_plan(cfg, local_cluster_resources(cfg))
     return cfg

@@ -214,6 +214,8 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
 def failure_line(rows: list[results.TrialRow]) -> str:
     """'3 of 12 trials failed: <the most common cause>' (causes as results.csv names them)."""
     errors = [r.error for r in rows if r.stop_reason == "error"]
+    if not errors:
+        return "no trial ran (the time budget ended before the first one started?)"
     common = max(set(errors), key=errors.count)
     return f"{len(errors)} of {len(rows)} trials failed: {common}"
 
@@ -232,7 +234,7 @@ def write_outputs(cfg: Config, plan: SearchPlan, grid: Any, exp_dir: str, base: 
         storage.write_text(storage.join(exp_dir, "best_config.yaml"), results.best_config_yaml(best_cfg))
         exported = results.export_best_model(ranked, base, t.metric, t.mode, cfg.output.experiment, storage.join(exp_dir, "best_model"))
     counts = {reason: sum(1 for r in rows if r.stop_reason == reason) for reason in ("completed", "early_stopped", "time_budget", "error")}
-    status = "failed" if counts["error"] == len(rows) else "partial" if counts["error"] else "finished"
+    status = "failed" if counts["error"] == len(rows) else "partial" if counts["error"] else "finished"  # no trial at all: failed
     summary = {
         "status": status,
         "experiment_dir": storage.redact(exp_dir),
@@ -248,7 +250,7 @@ def write_outputs(cfg: Config, plan: SearchPlan, grid: Any, exp_dir: str, base: 
         "best": {"trial_id": ranked[0].trial_id, t.metric: ranked[0].best, "config": ranked[0].config} if ranked else None,
         "best_model": exported,
         "wall_time_s": round(elapsed, 3),
-        **({"failures": failure_line(rows)} if counts["error"] else {}),
+        **({"failures": failure_line(rows)} if status != "finished" else {}),
     }
     storage.write_text(storage.join(exp_dir, "summary.json"), json.dumps(storage.redact(summary), indent=2, default=str) + "\n")
     if status == "partial":

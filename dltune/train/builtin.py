@@ -93,11 +93,12 @@ def build_run(cfg: Config, ctx: RunContext) -> Run:
     optimizer = build_optimizer(cfg.optim, model)
     scheduler = build_scheduler(cfg.optim, optimizer, steps, cfg.train.epochs)
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=ctx.precision == "fp16")
+    example = example_inputs(data)  # before the RNG state is restored: a DataLoader's iterator draws from it
     state = ctx.load_checkpoint()
     if state is not None:
         checkpoint.restore(state, model, optimizer, scheduler, scaler, cfg.optim)
     train_model = ctx.prepare_model(model, channels_last=channels_last)
-    return Run(cfg, ctx, data, model, train_model, load_loss(cfg, data.spec.task), optimizer, scheduler, scaler, steps, example_inputs(data))
+    return Run(cfg, ctx, data, model, train_model, load_loss(cfg, data.spec.task), optimizer, scheduler, scaler, steps, example)
 
 
 def shard_report(run: Run) -> dict[str, Any]:

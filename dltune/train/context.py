@@ -143,14 +143,17 @@ class RunContext:
             model = torch.compile(model)
         return model
 
-    def prepare_loader(self, dataset: Dataset, batch_size: int | None = None, shuffle: bool = True, **loader_kwargs: Any) -> DataLoader:
+    def prepare_loader(self, dataset: Dataset, batch_size: int | None = None, shuffle: bool = True, drop_last: bool | None = None,
+                       **loader_kwargs: Any) -> DataLoader:
         """A DataLoader over this rank's share of ``dataset``.
 
-        Map-style datasets get a sampler that splits them between ranks
-        (disjoint when shuffling; every sample once when not) and reshuffles
-        each epoch by itself; iterable datasets are split between ranks and
-        DataLoader workers. batch_size defaults to train.batch_size, workers
-        to data.loader_workers."""
+        Map-style datasets get a sampler that splits them between ranks and
+        reshuffles each epoch by itself. ``drop_last`` (default: ``shuffle``)
+        cuts the samples to a multiple of the world size, so ranks see disjoint
+        samples and take the same steps, as DDP training needs; without it
+        every sample is read once (evaluation). Iterable datasets are split
+        between ranks and DataLoader workers. batch_size defaults to
+        train.batch_size, workers to data.loader_workers."""
         from torch.utils.data import DataLoader, IterableDataset
 
         from dltune.train.sharding import ShardedIterable, ShardSampler
@@ -163,7 +166,8 @@ class RunContext:
             sharded.set_epoch(self.epoch)
             self._samplers.append(sharded)
             return DataLoader(sharded, batch_size=batch_size, **loader_kwargs)
-        sampler = ShardSampler(len(dataset), self.rank, self.world_size, shuffle, self.config.train.seed, drop_last=shuffle)  # type: ignore[arg-type]
+        sampler = ShardSampler(len(dataset), self.rank, self.world_size, shuffle, self.config.train.seed,  # type: ignore[arg-type]
+                               drop_last=shuffle if drop_last is None else drop_last)
         sampler.set_epoch(self.epoch)
         self._samplers.append(sampler)
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, **loader_kwargs)
@@ -203,11 +207,11 @@ class RunContext:
                              "(leave it out to have epochs counted for you)")
         values["epoch"] = epoch
         packed = None
-        if checkpoint is not None and self.is_main:
+        if checkpoint is not None:  # checked on every rank, so all of them fail alike
             if not isinstance(checkpoint, Mapping):
                 raise TypeError(f"ctx.report(): checkpoint must be a dict, got {type(checkpoint).__name__}")
             _allowed_in_checkpoint(dict(checkpoint), "checkpoint")
-            packed = ckpt_io.pack(epoch, dict(checkpoint))
+            packed = ckpt_io.pack(epoch, dict(checkpoint)) if self.is_main else None
         self._session.report(values, packed)
         self.epoch = epoch
         self.last_metrics = values
@@ -225,11 +229,17 @@ class RunContext:
         (TorchScript) when output.export_torchscript and ``example_inputs`` allow."""
         from torch.nn.parallel import DistributedDataParallel
 
-        if isinstance(model, DistributedDataParallel):
-            model = model.module
-        model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper
-        if self.is_main:
+        while isinstance(model, DistributedDataParallel) or hasattr(model, "_orig_mod"):  # DDP, torch.compile, in any order
+            model = model.module if isinstance(model, DistributedDataParallel) else model._orig_mod
+        if not self.is_main:
+            return
+        training, first = model.training, next(model.parameters(), None)
+        try:
             self._session.export(model, example_inputs)
+        finally:  # export moves the model to the CPU in eval mode: give the caller back the model it had
+            model.train(training)
+            if first is not None:
+                model.to(first.device)
 
     # --- console -------------------------------------------------------------
     def log(self, message: str) -> None:
