@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +17,8 @@ from conftest import pbt_exploits, run_cli, start_test_ray, trial_results
 from dltune import api, cli
 
 BYO = ["train.fn=byo_user.train:train", "params={lr: 0.1, hidden: 8}"]
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+PORT = EXAMPLES / "own_loop"
 
 
 def _metrics(exp: Path) -> list[dict]:
@@ -64,6 +69,36 @@ def test_iterable_dataset_in_the_users_loop_and_the_builtin_loop(user_root: Path
     assert streamed["final_metrics"]["val_acc"] > 0.9 and streamed["ranks_disjoint"] is None
     refused = cli.main(["train", "configs/quickstart.yaml", *builtin, "params.iterable=true", "output.experiment=nolen"])
     assert refused == 2
+
+
+def test_the_ported_ddp_script_changes_under_20_lines_and_runs_in_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch.distributed
+
+    before, after = ((PORT / name).read_text().splitlines() for name in ("before_ddp.py", "train.py"))
+    changed = [line for line in difflib.unified_diff(before, after, lineterm="", n=0) if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    assert len(changed) < 20, changed
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    summary = api.train(str(PORT / "config.yaml"), ["train.epochs=1", f"output.dir={tmp_path}"], verbose=False)
+    # its DistributedSampler, all_reduce and DDP ran in the one-rank group, which is gone again
+    assert summary["epochs"] == 1 and 0.0 < summary["final_metrics"]["val_acc"] <= 1.0
+    assert not torch.distributed.is_initialized()
+    assert json.loads((tmp_path / "own_loop" / "summary.json").read_text())["status"] == "finished"
+
+
+@pytest.mark.slow
+def test_the_ported_ddp_script_computes_what_the_original_does_under_torchrun(tmp_path: Path) -> None:
+    flags = {"lr": 0.01, "width": 8, "smoothing": 0.1, "batch_size": 32}
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    original = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(PORT / "before_ddp.py"),
+                               "--epochs=1", *(f"--{key.replace('_', '-')}={value}" for key, value in flags.items())],
+                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert original.returncode == 0, original.stderr[-3000:]
+    params = "{" + ", ".join(f"{key}: {value}" for key, value in flags.items()) + "}"
+    ported = run_cli("train", "own_loop/config.yaml", "--launcher", "torchrun", "scaling.num_workers=2", "train.epochs=1", f"params={params}",
+                     f"output.dir={tmp_path}", cwd=EXAMPLES)
+    assert ported.returncode == 0, ported.stderr[-3000:]
+    printed = [line for line in original.stdout.splitlines() if line.startswith("epoch 1: ")]
+    assert len(printed) == 1 and printed[0] in ported.stdout.splitlines()  # the same losses, to the last digit
 
 
 @pytest.mark.slow

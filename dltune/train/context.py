@@ -14,6 +14,7 @@ never sees it. No Ray imports here.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
 import math
@@ -125,6 +126,13 @@ class RunContext:
     @property
     def precision(self) -> str:
         return resolve_precision(self.config, self._info.device)
+
+    def parse_args(self, parser: argparse.ArgumentParser) -> argparse.Namespace:
+        """A ported script's argparse arguments, with ``params`` in place of the command line:
+        each key is an argument's dest (``batch_size`` for ``--batch-size``) and its value is
+        used as it is (YAML and the searcher already typed it); arguments missing from params
+        keep their defaults, so a ``required=True`` one must be given a default instead."""
+        return parser.parse_args([], namespace=argparse.Namespace(**self.params))
 
     # --- building blocks -------------------------------------------------------
     def prepare_model(self, model: nn.Module, channels_last: bool | None = None) -> nn.Module:

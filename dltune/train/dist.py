@@ -52,7 +52,8 @@ def setup(cfg: Config) -> DistInfo:
     """Join the process group described by RANK / WORLD_SIZE / LOCAL_RANK.
 
     Ray Train has already initialised it in its workers; torchrun has only set
-    the environment, so we initialise (nccl on GPU, gloo on CPU).
+    the environment, so we initialise (nccl on GPU, gloo on CPU). A single
+    process whose training function uses torch gets a one-rank group.
     """
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(cfg, local_rank)
@@ -67,10 +68,17 @@ def setup(cfg: Config) -> DistInfo:
     if dist.is_available() and dist.is_initialized():
         world = dist.get_world_size()
         return DistInfo(dist.get_rank(), world, local_rank, device, False, world > 1 or torchrun)
+    backend = "nccl" if device.startswith("cuda") else "gloo"
     if world > 1 or torchrun:
-        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+        dist.init_process_group(backend=backend)
         return DistInfo(dist.get_rank(), world, local_rank, device, True, True)
-    return DistInfo(0, 1, 0, device, False)
+    if not dist.is_available():
+        return DistInfo(0, 1, 0, device, False)
+    # One process still gets a one-rank group (an in-memory store, no port), as a one-worker
+    # Ray Train run does, so a ported script's DistributedSampler, all_reduce and
+    # DistributedDataParallel run unchanged. Destroyed again in teardown.
+    dist.init_process_group(backend=backend, store=dist.HashStore(), rank=0, world_size=1)
+    return DistInfo(0, 1, 0, device, True)
 
 
 def teardown(info: DistInfo) -> None:

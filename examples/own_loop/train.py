@@ -6,7 +6,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from torch import nn
-from torch.utils.data import Dataset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.distributed import DistributedSampler
 
 
 class Digits(Dataset):
@@ -50,8 +52,7 @@ def evaluate(model, loader, smoothing):
         correct += (logits.argmax(1) == y).sum().item()
         total += len(y)
     sums = torch.tensor([loss, correct, total])
-    if dist.is_initialized():  # one process: nothing to reduce
-        dist.all_reduce(sums)
+    dist.all_reduce(sums)
     model.train()
     return {"val_loss": (sums[0] / sums[2]).item(), "val_acc": (sums[1] / sums[2]).item()}
 
@@ -63,22 +64,27 @@ def main(ctx):
     parser.add_argument("--smoothing", type=float, default=0.05)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=64)
-    args = parser.parse_args([f"--{key.replace('_', '-')}={value}" for key, value in ctx.params.items()])
+    args = ctx.parse_args(parser)
+    rank = dist.get_rank()
     torch.manual_seed(0)
     model = SmallNet(args.width)
-    ddp = ctx.prepare_model(model)
+    ddp = DistributedDataParallel(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
     if (state := ctx.load_checkpoint()) is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
     train_set, val_set = Digits("train"), Digits("val")
-    loader = ctx.prepare_loader(train_set, batch_size=args.batch_size)
-    val_loader = ctx.prepare_loader(val_set, batch_size=256, shuffle=False)
+    sampler = DistributedSampler(train_set, shuffle=True)
+    loader = DataLoader(train_set, batch_size=args.batch_size, sampler=sampler)
+    val_loader = DataLoader(val_set, batch_size=256, sampler=DistributedSampler(val_set, shuffle=False))
     for epoch in range(ctx.epoch, ctx.config.train.epochs):
+        sampler.set_epoch(epoch)
         for x, y in loader:
             loss = loss_fn(ddp(x), y, args.smoothing)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
         metrics = evaluate(model, val_loader, args.smoothing)
+        if rank == 0:
+            print(f"epoch {epoch + 1}: {metrics}")
         ctx.report(metrics, checkpoint={"model": model.state_dict(), "optimizer": optimizer.state_dict()})
