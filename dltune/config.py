@@ -93,9 +93,14 @@ class ScalingConfig:
     num_workers: int = option(1, help="training processes (DDP world size) for the torchrun and ray launchers", min=1)
     use_gpu: bool = option(False, help="train on GPUs (one CUDA device per process)")
     gpus_per_worker: float = option(1.0, help="ray: GPUs reserved per worker when use_gpu (fractions pack several workers on one GPU)", min=0.0)
-    cpus_per_worker: float = option(1.0, help="ray: CPUs reserved per worker", min=0.0)
+    cpus_per_worker: float | None = option(None, help="CPUs per worker: what Ray reserves (1 when unset) and torch's threads (unset: this machine's cores shared by its local workers)", min=0.0)
     avoid_head: bool = option(False, help="ray: place workers only on nodes that offer the 'worker_node' resource, never on the head")
     max_failures: int = option(0, help="ray: restarts of the worker group from the last checkpoint after a worker dies", min=-1)
+
+
+def reserved_cpus(scaling: ScalingConfig) -> float:
+    """The CPUs Ray reserves for one worker or single-worker trial."""
+    return 1.0 if scaling.cpus_per_worker is None else scaling.cpus_per_worker
 
 
 @dataclass

@@ -15,6 +15,7 @@ import yaml
 
 from conftest import pbt_exploits, run_cli, start_test_ray, trial_results
 from dltune import api, cli
+from dltune.train.threads import machine_cores
 
 BYO = ["train.fn=byo_user.train:train", "params={lr: 0.1, hidden: 8}"]
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -56,6 +57,21 @@ def test_train_fn_in_process_reports_checkpoints_and_resumes(user_root: Path, tm
     assert [m["epoch"] for m in _metrics(exp)] == [1, 2, 3, 4]
     assert [m["donor_epoch"] for m in _metrics(exp)] == [0, 0, 2, 2]  # load_checkpoint() gave epoch 2's state
     assert resumed["final_metrics"]["val_acc"] > 0.9
+
+
+def test_the_local_launcher_sets_torch_threads_for_the_call_only(user_root: Path, tmp_path: Path) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    common = [*BYO, "train.epochs=1", f"output.dir={tmp_path}"]
+    try:
+        torch.set_num_threads(3)
+        pinned = api.train(None, [*common, "scaling.cpus_per_worker=1", "output.experiment=one"], verbose=False)
+        assert pinned["threads"] == [1] and torch.get_num_threads() == 3
+        shared = api.train(None, [*common, "output.experiment=all"], verbose=False)
+        assert shared["threads"] == [machine_cores()] and torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_iterable_dataset_in_the_users_loop_and_the_builtin_loop(user_root: Path, tmp_path: Path) -> None:
@@ -110,6 +126,7 @@ def test_train_fn_under_torchrun_two_ranks_reads_disjoint_shards(user_root: Path
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "own" / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["disjoint"] is True and summary["shard_sizes"] == [256, 256]
+    assert summary["threads"] == [max(1, machine_cores() // 2)] * 2  # the machine's cores shared by its two ranks
     assert proc.stdout.count("epoch 2/2") == 1
 
 

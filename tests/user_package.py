@@ -101,7 +101,7 @@ def train(ctx):
         ctx.report(metrics, checkpoint={"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1})
     shards = ctx.all_gather(seen)
     return {"shard_sizes": [len(s) for s in shards], "disjoint": len(set().union(*map(set, shards))) == sum(map(len, shards)),
-            "world_size": ctx.world_size}
+            "world_size": ctx.world_size, "threads": ctx.all_gather(torch.get_num_threads())}
 
 
 def objective(ctx):

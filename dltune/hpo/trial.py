@@ -26,6 +26,7 @@ from dltune.launch.user_code import UserCode
 from dltune.train import checkpoint
 from dltune.train.loop import train_loop
 from dltune.train.session import Session
+from dltune.train.threads import trial_threads
 
 FORWARD_POLL_S = 0.5
 TRAIN_RUNS = "train_runs"  # Ray Train's own copies of multi-worker trials' checkpoints, inside the experiment
@@ -83,7 +84,7 @@ def cap_threads(threads: int) -> None:
 def single_worker_trial(config: dict[str, Any], base: dict[str, Any], code: UserCode) -> None:
     fn = code.load()
     cfg = trial_config(base, config)
-    cap_threads(max(1, int(cfg.scaling.cpus_per_worker)))
+    cap_threads(trial_threads(cfg))
     in_worker(lambda: train_loop(cfg, TuneSession(cfg), fn))
 
 

@@ -7,7 +7,7 @@ import tempfile
 from typing import TYPE_CHECKING, Any
 
 from dltune import schema
-from dltune.config import Config, absolute_paths, from_dict
+from dltune.config import Config, absolute_paths, from_dict, reserved_cpus
 from dltune.errors import UserError
 from dltune.launch.ray_errors import in_worker, raise_root_cause
 from dltune.launch.user_code import UserCode
@@ -78,7 +78,7 @@ def start_local_ray(**init_options: Any) -> None:
 
 
 def worker_resources(cfg: Config) -> dict[str, float]:
-    res: dict[str, float] = {"CPU": cfg.scaling.cpus_per_worker}
+    res: dict[str, float] = {"CPU": reserved_cpus(cfg.scaling)}
     if cfg.scaling.use_gpu:
         res["GPU"] = cfg.scaling.gpus_per_worker
     if cfg.scaling.avoid_head:
@@ -156,7 +156,7 @@ def run_ray_train(cfg: Config, resume: bool = False, overwrite: bool = False, ve
     resources = worker_resources(cfg)
     # Locally, logical CPUs are raised to what the plan asks for: Ray's CPU count is a
     # scheduling budget, and a 2-core laptop must still run a 2-worker job.
-    min_cpus = cfg.scaling.num_workers * cfg.scaling.cpus_per_worker
+    min_cpus = cfg.scaling.num_workers * resources["CPU"]
     min_gpus = cfg.scaling.num_workers * resources.get("GPU", 0)
     connected = init_ray(int(max(float(os.cpu_count() or 1), min_cpus) + 0.999), int(min_gpus + 0.999) if min_gpus else None, log_to_driver=True)
     trainer = TorchTrainer(
