@@ -371,7 +371,7 @@ def run_all(args: argparse.Namespace, tmp: str) -> list[Run]:
 
     base = base_config(tmp, args.budget, args.epochs)
     quiet_ray_output()
-    start_ray(base, os.path.join(tmp, "ray.log"))  # the searches below find it initialised and reuse it
+    start_ray(base)  # the searches below find it initialised and reuse it
     try:
         return [run_one(base, method, seed) for seed in range(args.seeds) for method in args.methods]
     finally:

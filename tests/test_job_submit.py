@@ -8,6 +8,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from automl_data import write_split
+from conftest import run_cli
 from ray_nodes import RAY, ROOT, free_port, kill_processes_mentioning
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -34,6 +37,7 @@ class Head:
     env: dict[str, str]
     dashboard: str
     token: str
+    temp_dir: str
 
 
 @pytest.fixture
@@ -51,7 +55,7 @@ def head():
     started = subprocess.run(args, env=env, capture_output=True, text=True, timeout=180)
     try:
         assert started.returncode == 0, started.stderr
-        yield Head(env=env, dashboard=f"http://127.0.0.1:{dashboard}", token=token)
+        yield Head(env=env, dashboard=f"http://127.0.0.1:{dashboard}", token=token, temp_dir=temp_dir)
     finally:
         kill_processes_mentioning(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
@@ -103,3 +107,29 @@ def test_submit_script_refuses_without_a_token(tmp_path: Path) -> None:
     done = subprocess.run(["bash", "examples/ray_job_submit.sh", "--", "tune", "configs/quickstart_tune.yaml"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "no Ray auth token" in done.stderr
+
+
+def test_secrets_in_the_drivers_environment_stay_out_of_rays_temp_dir(head: Head, tmp_path: Path) -> None:
+    """A search, a 2-worker Ray Train run and a parallel AutoML job, each run straight from a shell
+    whose environment holds the credentials: Ray's whole temp dir (session logs, runtime-env
+    agent records) and every output stay free of them."""
+    out = tmp_path / "out"
+    tuned = run_cli("tune", "configs/quickstart_tune.yaml", *SMALL, f"output.dir={out}", "output.experiment=tuned", env=head.env)
+    assert tuned.returncode == 0, tuned.stderr[-3000:]
+    trained = run_cli("train", "configs/quickstart.yaml", "--launcher", "ray", "scaling.num_workers=2", "train.epochs=1",
+                      "train.max_steps_per_epoch=4", f"output.dir={out}", "output.experiment=trained", env=head.env)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    train, test = write_split("breast_cancer", tmp_path / "data")
+    automl = subprocess.run([sys.executable, "-m", "dltune.automl.cli", "--task_id", "par", "--train_data", str(train), "--test_data", str(test),
+                             "--output_path", str(out), "--time_budget", "30", "--estimator_list", "lgbm", "--metric", "roc_auc", "--quiet",
+                             "--estimator_kwargs", '{"n_jobs": 1, "n_concurrent_trials": 2}'],
+                            cwd=ROOT, env=head.env, capture_output=True, text=True, timeout=300)
+    assert automl.returncode == 0, automl.stderr[-3000:]
+    assert (out / "par" / "metrics.json").is_file()
+    files = [p for root in (Path(head.temp_dir), out) for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
+    assert any("runtime_env" in p.name for p in files), "Ray's runtime-env agent log was not found"
+    texts = {str(p): p.read_bytes() for p in files}
+    texts["console"] = "".join(proc.stdout + proc.stderr for proc in (tuned, trained, automl)).encode()
+    for value in FAKE_SECRETS.values():
+        leaked = [name for name, text in texts.items() if value.encode() in text]
+        assert not leaked, f"a secret leaked into {leaked}"

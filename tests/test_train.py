@@ -143,3 +143,9 @@ def test_ray_train_two_cpu_workers(tmp_path: Path) -> None:
     assert summary["world_size"] == 2 and summary["ranks_disjoint"] is True
     assert len(_metrics(exp)) == 2
     assert any((exp / "ray_train").rglob("state.pt"))  # Ray Train holds the checkpoints too
+    # the console shows dltune's lines; Ray's start-up notices go to ray.log, its per-report lines nowhere near
+    console = proc.stdout + proc.stderr
+    assert "epoch 2/2" in console and "outputs:" in console
+    for noise in ("Token authentication", "Started a local Ray", "Reporting training result", "Attempting to start training worker group"):
+        assert noise not in console, noise
+    assert (exp / "ray.log").is_file()

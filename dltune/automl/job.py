@@ -36,6 +36,7 @@ from dltune.automl.progress import (
     redact_file,
 )
 from dltune.errors import ConfigError, UserError
+from dltune.ray_compat import trials_without_driver_secrets
 from dltune.schema import to_mapping
 
 TRIAL_LOG = "flaml_trials.jsonl"
@@ -202,7 +203,7 @@ def _fit(cfg: AutoMLConfig, tables: Tables, metric: str, plan: Concurrency, stag
         ray_dir = tempfile.mkdtemp(prefix="dltune-ray-tune-")
         settings["use_ray"] = {"callbacks": [ray_progress_callback(progress)], "storage_path": ray_dir, "reuse_actors": True}
         try:
-            with progress.running():
+            with progress.running(), trials_without_driver_secrets():
                 automl.fit(tables.X_train, tables.y_train, **settings)
         finally:
             shutil.rmtree(ray_dir, ignore_errors=True)

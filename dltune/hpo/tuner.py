@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dltune import schema, storage
+from dltune import ray_logs, schema, storage
 from dltune.config import Config
 from dltune.errors import RunFailed, UserError
 from dltune.hpo import algorithms, experiment_state, results
@@ -27,12 +27,10 @@ from dltune.hpo.trial import TRAIN_RUNS, discard_train_runs, multi_worker_trial,
 from dltune.hpo.trial_logs import ResultJsonLogger
 from dltune.launch.ray_train import HEAD_AVOIDING_RESOURCE, init_ray
 from dltune.launch.user_code import UserCode
+from dltune.ray_compat import trials_without_driver_secrets
 from dltune.space import undefined_params
 from dltune.train.loop import TrainFn
 from dltune.train.session import experiment_dir, prepare_experiment_dir
-
-RAY_LOG = "ray.log"
-
 
 @dataclass
 class TuneResult:
@@ -52,11 +50,10 @@ def quiet_ray_output() -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 
-def start_ray(cfg: Config, log_path: str) -> dict[str, float]:
-    """Join RAY_ADDRESS or start a local Ray; keep Ray's own log lines out of the terminal."""
+def start_ray(cfg: Config) -> dict[str, float]:
+    """Join RAY_ADDRESS or start a local Ray (unless this process is connected already)."""
     import ray
 
-    _route_ray_logs(log_path)
     if not ray.is_initialized():
         res = local_cluster_resources(cfg)
         init_ray(int(res["CPU"]), int(res["GPU"]), log_to_driver=False, logging_level=logging.WARNING)
@@ -75,24 +72,6 @@ def trial_resources(avoid_head: bool) -> dict[str, float]:
             for key, value in node["Resources"].items():
                 total[key] = total.get(key, 0.0) + float(value)
     return total
-
-
-class _ExperimentLog(logging.FileHandler):
-    """The experiment's ray.log."""
-
-
-def _route_ray_logs(log_path: str) -> None:
-    os.makedirs(os.path.dirname(log_path), exist_ok=True)
-    handler = _ExperimentLog(log_path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    for name in ("ray", "ray.tune", "ray.train", "ray.data", "flaml", "optuna"):
-        logger = logging.getLogger(name)
-        for old in list(logger.handlers):
-            # the terminal's handlers, and an earlier search's log file when Ray is reused in one process
-            if isinstance(old, _ExperimentLog) or (isinstance(old, logging.StreamHandler) and not isinstance(old, logging.FileHandler)):
-                logger.removeHandler(old)
-        logger.addHandler(handler)
-        logger.propagate = False
 
 
 def checkpoint_policy(cfg: Config, plan: SearchPlan) -> Any:
@@ -133,7 +112,8 @@ def run_search(cfg: Config, resume: bool = False, overwrite: bool = False, verbo
     prepare_experiment_dir(exp_dir, resume, overwrite)
     work = tempfile.mkdtemp(prefix="dltune-tune-")
     try:
-        out = _search(cfg, resume, verbose, trial_fn, fn, exp_dir, work)
+        with ray_logs.routed_to(os.path.join(work if storage.is_remote(exp_dir) else exp_dir, ray_logs.RAY_LOG)):
+            out = _search(cfg, resume, verbose, trial_fn, fn, exp_dir, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if out.summary["status"] == "failed":
@@ -146,10 +126,9 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
     from ray.tune import FailureConfig, RunConfig
     from ray.tune.logger import CSVLoggerCallback
 
-    log_path = os.path.join(exp_dir if not storage.is_remote(exp_dir) else work, RAY_LOG)
     started = time.time()
     quiet_ray_output()
-    cluster = start_ray(cfg, log_path)
+    cluster = start_ray(cfg)
     plan = make_plan(cfg, cluster)
     if verbose:
         print(f"dltune tune: {storage.redact(exp_dir)}\n{plan.describe()}", flush=True)
@@ -197,7 +176,8 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
             ),
             run_config=run_config,
         )
-    grid = tuner.fit()
+    with trials_without_driver_secrets():
+        grid = tuner.fit()
     if resume:
         for name in experiment_state.remove_abandoned_trial_dirs(exp_dir, [r.path for r in grid]):
             if verbose:

@@ -1,12 +1,13 @@
 """Ray Train launcher: the same loop in TorchTrainer workers, on local Ray or RAY_ADDRESS."""
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import tempfile
 from typing import TYPE_CHECKING, Any
 
-from dltune import schema
+from dltune import ray_logs, schema
 from dltune.config import Config, absolute_paths, from_dict, reserved_cpus
 from dltune.errors import UserError
 from dltune.launch.ray_errors import in_worker, raise_root_cause
@@ -143,22 +144,36 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     resume = loop_config["resume"] or ray.train.get_checkpoint() is not None  # a restarted group continues the same directory
     writer = LocalSession(cfg, rank, resume, loop_config["verbose"]) if rank == 0 else Session(cfg, rank, resume)
     fn = loop_config["code"].load()
+    # Ray Train logs each report at INFO through a logger named by file path, which no
+    # LoggingConfig reaches; Python's default root level keeps such lines off the console.
+    # A worker process of Ray Train's, run for this job only, so the setting may stay.
+    logging.getLogger().setLevel(logging.WARNING)
     in_worker(lambda: train_loop(cfg, RayTrainSession(cfg, rank, writer), fn))
 
 
 def run_ray_train(cfg: Config, resume: bool = False, overwrite: bool = False, verbose: bool = True, fn: TrainFn | None = None) -> dict[str, Any]:
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
     cfg = absolute_paths(cfg)
     exp_dir = experiment_dir(cfg)
     prepare_experiment_dir(exp_dir, resume, overwrite)
+    with ray_logs.into_experiment(exp_dir):
+        _fit(cfg, exp_dir, resume, verbose, fn)
+    summary = read_summary(exp_dir)
+    if summary is None:
+        raise UserError(f"Ray Train finished but wrote no summary.json to {exp_dir}")
+    return summary
+
+
+def _fit(cfg: Config, exp_dir: str, resume: bool, verbose: bool, fn: TrainFn | None) -> None:
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
     resources = worker_resources(cfg)
     # Locally, logical CPUs are raised to what the plan asks for: Ray's CPU count is a
     # scheduling budget, and a 2-core laptop must still run a 2-worker job.
     min_cpus = cfg.scaling.num_workers * resources["CPU"]
     min_gpus = cfg.scaling.num_workers * resources.get("GPU", 0)
-    connected = init_ray(int(max(float(os.cpu_count() or 1), min_cpus) + 0.999), int(min_gpus + 0.999) if min_gpus else None, log_to_driver=True)
+    connected = init_ray(int(max(float(os.cpu_count() or 1), min_cpus) + 0.999), int(min_gpus + 0.999) if min_gpus else None,
+                         log_to_driver=True, logging_level=logging.WARNING)
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={"config": schema.to_mapping(cfg), "resume": resume, "verbose": verbose, "code": UserCode.of(cfg, fn)},
@@ -168,6 +183,9 @@ def run_ray_train(cfg: Config, resume: bool = False, overwrite: bool = False, ve
             storage_path=ray_storage_path(exp_dir),
             failure_config=FailureConfig(max_failures=cfg.scaling.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
+            # Ray Train's per-report and worker-group lines stay in its session logs; the
+            # workers' own output (dltune's epoch lines from rank 0) still streams here.
+            logging_config=LoggingConfig(log_level="WARNING"),
         ),
     )
     try:
@@ -181,10 +199,6 @@ def run_ray_train(cfg: Config, resume: bool = False, overwrite: bool = False, ve
             import ray
 
             ray.shutdown()  # also stops the workers' log stream, so the error line comes last
-    summary = read_summary(exp_dir)
-    if summary is None:
-        raise UserError(f"Ray Train finished but wrote no summary.json to {exp_dir}")
-    return summary
 
 
 def ray_storage_path(exp_dir: str) -> str:

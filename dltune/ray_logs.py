@@ -1,0 +1,75 @@
+"""Ray's log lines, and those of the libraries it drives, into a file of the experiment.
+
+People read dltune's own lines on the terminal; Ray's start-up notices, its
+token warning and its libraries' chatter (Optuna's "A new study created in
+memory", FLAML's) go to the experiment's ray.log, for the length of a run.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+
+from dltune import storage
+
+RAY_LOG = "ray.log"
+LOGGERS = ("ray", "ray.tune", "ray.train", "ray.data", "flaml", "optuna")
+
+
+def _terminal(handler: logging.Handler) -> bool:
+    return isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+
+
+@contextlib.contextmanager
+def routed_to(log_path: str) -> Iterator[None]:
+    """Send LOGGERS to ``log_path`` instead of the terminal until the block ends, then put
+    their handlers back as they were."""
+    # Ray adds its terminal handler when first imported, Optuna on first use: let both happen
+    # now, so the handlers are there to be taken off.
+    import ray  # noqa: F401
+
+    if importlib.util.find_spec("optuna") is not None:
+        import optuna.logging
+
+        optuna.logging.get_logger("optuna")
+    os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
+    handler = logging.FileHandler(log_path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    saved = []
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        saved.append((logger, list(logger.handlers), logger.propagate))
+        for old in filter(_terminal, list(logger.handlers)):
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.propagate = False
+    try:
+        yield
+    finally:
+        for logger, handlers, propagate in saved:
+            logger.removeHandler(handler)
+            for old in handlers:
+                if old not in logger.handlers:
+                    logger.addHandler(old)
+            logger.propagate = propagate
+        handler.close()
+
+
+@contextlib.contextmanager
+def into_experiment(exp_dir: str) -> Iterator[None]:
+    """routed_to the experiment's ray.log; a remote experiment gets the file when the block ends."""
+    if not storage.is_remote(exp_dir):
+        with routed_to(os.path.join(exp_dir, RAY_LOG)):
+            yield
+        return
+    with tempfile.TemporaryDirectory(prefix="dltune-ray-log-") as tmp:
+        local = os.path.join(tmp, RAY_LOG)
+        try:
+            with routed_to(local):
+                yield
+        finally:
+            with open(local, "rb") as f:
+                storage.write_bytes(storage.join(exp_dir, RAY_LOG), f.read())
