@@ -103,3 +103,24 @@ def trial_results(exp: Path) -> dict[str, list[dict]]:
             if lines:
                 out[lines[0]["trial_id"]] = lines
     return out
+
+
+# --- process exit ------------------------------------------------------------------------------
+# This process starts and stops Ray several times (module fixtures, searches that start their own
+# Ray). After that, the interpreter's final teardown can crash in Ray's native core worker
+# (ray-project/ray#31145: threads that outlive a session touch its freed state), turning a run
+# whose every result is already reported into exit 139. Leave without that teardown, keeping
+# pytest's own exit status.
+_EXIT_STATUS: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _EXIT_STATUS and "ray" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS[-1])
