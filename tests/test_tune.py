@@ -296,15 +296,20 @@ def test_resumed_search_keeps_one_dir_per_trial(tmp_path: Path, first_id: str, s
     from dltune.hpo.experiment_state import remove_abandoned_trial_dirs
     from dltune.hpo.results import trial_id_of
 
-    started, ran_again, other = (f"single_worker_trial_{i}_{tag}" for i, tag in
-                                 [(first_id, "1_lr=0.1_2026-01-01_00-00-00"), (first_id, "1_lr=0.1_2026-01-01_00-00-09"), (second_id, "2_lr=0.2_2026-01-01_00-00-00")])
-    assert [trial_id_of(str(tmp_path / name)) for name in (started, other)] == [first_id, second_id]
-    for name in (started, ran_again, other, "tensorboard"):
+    orphan_id = first_id[:-1] + "9"  # started by the killed driver, its config then tried again under another id
+    started, ran_again, other, orphan = (f"single_worker_trial_{i}_{tag}" for i, tag in
+                                         [(first_id, "1_lr=0.1_2026-01-01_00-00-00"), (first_id, "1_lr=0.1_2026-01-01_00-00-09"),
+                                          (second_id, "2_lr=0.2_2026-01-01_00-00-00"), (orphan_id, "3_lr=0.3_2026-01-01_00-00-01")])
+    assert [trial_id_of(str(tmp_path / name)) for name in (started, other, orphan)] == [first_id, second_id, orphan_id]
+    for name in (started, ran_again, other, orphan, "tensorboard", "train_runs"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "result.json").write_text("{}\n")
+    for run in (first_id, second_id, orphan_id):
+        (tmp_path / "tensorboard" / run).mkdir()
     (tmp_path / "results.csv").write_text("trial_id\n")
-    assert remove_abandoned_trial_dirs(str(tmp_path), [str(tmp_path / ran_again), str(tmp_path / other)]) == [started]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([ran_again, other, "tensorboard", "results.csv"])
+    assert sorted(remove_abandoned_trial_dirs(str(tmp_path), [str(tmp_path / ran_again), str(tmp_path / other)])) == sorted([started, orphan])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([ran_again, other, "tensorboard", "train_runs", "results.csv"])
+    assert sorted(p.name for p in (tmp_path / "tensorboard").iterdir() if p.is_dir()) == sorted([first_id, second_id])
 
 
 def test_tensorboard_shows_each_epoch_once_when_a_new_driver_goes_on_with_a_trial(ray_cluster, tmp_path: Path) -> None:
@@ -414,6 +419,8 @@ def test_resume_after_driver_sigkill_does_not_rerun_finished_trials(tmp_path: Pa
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     rows = _rows(exp)
     assert len(rows) == trials and len({r["trial_id"] for r in rows}) == trials
+    # one dir and one TensorBoard run per trial, whatever the kill interrupted
+    assert len(_trial_results(exp)) == trials and sorted(p.name for p in (exp / "tensorboard").iterdir()) == sorted(r["trial_id"] for r in rows)
     after = _trial_results(exp)
     for tid, n in before.items():
         assert len(after[tid]) == n, f"finished trial {tid} was rerun"

@@ -27,7 +27,7 @@ from ray.tune import Callback, Checkpoint
 
 from dltune import storage
 from dltune.errors import UserError
-from dltune.hpo.results import trial_id_of
+from dltune.hpo.results import TRIAL_DIR_ID, trial_id_of
 
 STAGING_RECORD = "driver_staging.json"
 STATE_PREFIX = "experiment_state-"
@@ -153,12 +153,19 @@ def adopt_unrecorded_trial_dir(trial: Any) -> bool:
 
 
 def remove_abandoned_trial_dirs(exp_dir: str, trial_paths: list[str]) -> list[str]:
-    """After a resumed search: a trial the killed driver had started but its state did not
-    know ran again in a new dir; its first dir goes, so that each trial has one."""
-    finished_in = {trial_id_of(path): path.rstrip("/").rsplit("/", 1)[-1] for path in trial_paths}
-    abandoned = [name for name in _listdir(exp_dir) if trial_id_of(name) in finished_in and name != finished_in[trial_id_of(name)]]
+    """After a resumed search, keep one dir and one TensorBoard run per trial of ``trial_paths``.
+
+    A trial the killed driver had started after its last saved state either
+    ran again under its id in a new dir (its first dir goes) or was never
+    heard of again, its config tried afresh under a new id (its dir and its
+    TensorBoard run go). Returns the removed dir names."""
+    kept = {trial_id_of(path): path.rstrip("/").rsplit("/", 1)[-1] for path in trial_paths}
+    abandoned = [name for name in _listdir(exp_dir) if TRIAL_DIR_ID.match(name) and kept.get(trial_id_of(name)) != name]
     for name in abandoned:
         storage.delete(storage.join(exp_dir, name))
+        run = storage.join(exp_dir, "tensorboard", trial_id_of(name))
+        if trial_id_of(name) not in kept and storage.exists(run):
+            storage.delete(run)
     return abandoned
 
 

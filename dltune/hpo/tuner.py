@@ -181,7 +181,7 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
     if resume:
         for name in experiment_state.remove_abandoned_trial_dirs(exp_dir, [r.path for r in grid]):
             if verbose:
-                print(f"resume: removed {name}, where the killed driver had started a trial that ran again", flush=True)
+                print(f"resume: removed {name}, a trial the killed driver had started after its last saved state, which ran again", flush=True)
     elapsed = time.time() - started
     budget_hit = bool(cfg.tune.time_budget_s) and elapsed >= cfg.tune.time_budget_s
     out = write_outputs(cfg, plan, grid, exp_dir, base, elapsed, budget_hit, verbose)
