@@ -175,12 +175,26 @@ def test_docs_list_every_flag() -> None:
 
 
 def test_concurrency_is_capped_by_cluster_cpus() -> None:
-    assert plan_concurrency(5, 4, 8.0).trials == 2  # the users' settings on an 8-CPU cluster
-    assert "so 2 run at a time" in plan_concurrency(5, 4, 8.0).describe()
+    users = plan_concurrency(5, 4, 8.0, on_ray=True)  # the users' settings on an 8-CPU cluster
+    assert (users.trials, users.n_jobs) == (2, 4)
+    assert users.describe() == ("concurrency: 2 trials at a time on Ray (8 CPUs), n_jobs=4 each; "
+                                "5 concurrent trials were asked for, but 8 CPUs hold 2 of n_jobs=4")
     auto = plan_concurrency(2, -1, 4.0)
     assert (auto.trials, auto.n_jobs) == (2, 2)
-    assert plan_concurrency(3, 4, 2.0).trials == 1
-    assert plan_concurrency(1, -1, None).trials == 1
+    small = plan_concurrency(3, 4, 2.0)
+    assert (small.trials, small.n_jobs) == (1, 2)
+    assert small.describe().endswith("; n_jobs=4 capped at the 2 CPUs there are")
+
+
+def test_a_job_that_can_run_one_trial_at_a_time_starts_no_ray(tmp_path: Path) -> None:
+    from dltune.automl.job import concurrency
+
+    cfg = config_from_args(parse("--task_id", "one", "--train_data", tmp_path / "t.csv", "--output_path", tmp_path, "--ray_num_cpus", 2,
+                                 "--estimator_kwargs", '{"n_jobs": 4, "n_concurrent_trials": 2}'))
+    with concurrency(cfg) as plan:
+        assert plan.trials == 1 and not plan.on_ray
+        assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()  # 2 CPUs hold one trial of n_jobs=2
+    assert "in this process" in plan.describe() and "2 concurrent trials were asked for" in plan.describe()
 
 
 @pytest.mark.ray
@@ -200,7 +214,7 @@ def test_concurrent_trials_overlap_on_local_ray(tmp_path: Path) -> None:
     metrics = metrics_of(task_dir)
     assert metrics["concurrent_trials"] == 2 and metrics["test"] > 0.9
     assert json.loads((task_dir / "best_config.json").read_text())["best_config"]["n_estimators"] == 1500
-    assert "the Ray cluster has 4 CPUs, so 2 run at a time" in (task_dir / "job.log").read_text()
+    assert "concurrency: 2 trials at a time on Ray (4 CPUs), n_jobs=1 each" in (task_dir / "job.log").read_text()
     spans = sorted((r["wall_clock_time"] - r["trial_time"], r["wall_clock_time"]) for r in trial_records(task_dir))
     assert len(spans) >= 2
     assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])), spans

@@ -7,17 +7,18 @@ summary.json is written last, so a directory without it never looks finished.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
 import pickle
 import platform
 import shutil
+import sys
 import tempfile
 import time
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,7 @@ from dltune.automl.progress import (
 from dltune.errors import ConfigError, UserError
 from dltune.ray_compat import trials_without_driver_secrets
 from dltune.schema import to_mapping
+from dltune.train.threads import machine_cores
 
 TRIAL_LOG = "flaml_trials.jsonl"
 PROBA_METRICS = frozenset({"log_loss", "ap", "roc_auc", "roc_auc_weighted", "roc_auc_ovr", "roc_auc_ovo", "roc_auc_ovr_weighted", "roc_auc_ovo_weighted"})
@@ -114,64 +116,68 @@ def prepare_task_dir(task_dir: str, overwrite: bool) -> None:
         raise UserError(f"output_path: {exc}") from None
 
 
-@dataclass
+@dataclasses.dataclass
 class Concurrency:
     requested: int
     trials: int  # trials that can actually run at once
-    n_jobs: int
-    cluster_cpus: float | None = None
+    n_jobs: int  # CPUs each trial's estimator uses
+    cpus: float  # the CPUs there are: this machine's, or the Ray cluster's
+    asked_n_jobs: int
+    on_ray: bool = False
 
     def describe(self) -> str:
-        if self.cluster_cpus is None:
-            return f"concurrency: 1 trial at a time in this process, n_jobs={self.n_jobs}"
-        text = (
-            f"concurrency: asked for {self.requested} concurrent trials with n_jobs={self.n_jobs} CPUs each; "
-            f"the Ray cluster has {self.cluster_cpus:g} CPUs, so {self.trials} run at a time"
-        )
+        where = f"on Ray ({self.cpus:g} CPUs)" if self.on_ray else f"in this process ({self.cpus:g} CPUs)"
+        text = f"concurrency: {self.trials} trial{'s' if self.trials > 1 else ''} at a time {where}, n_jobs={self.n_jobs} each"
         if self.trials < self.requested:
-            text += f" (cluster CPUs // n_jobs = {int(self.cluster_cpus // self.n_jobs)})"
-        return text + ("" if self.trials > 1 else "; running them one by one in this process")
+            text += f"; {self.requested} concurrent trials were asked for, but {self.cpus:g} CPUs hold {self.trials} of n_jobs={self.n_jobs}"
+        if 0 < self.asked_n_jobs != self.n_jobs:
+            text += f"; n_jobs={self.asked_n_jobs} capped at the {self.cpus:g} CPUs there are"
+        return text
 
 
-def plan_concurrency(requested: int, n_jobs: int, cluster_cpus: float | None) -> Concurrency:
-    """Trials Ray can run at once: each reserves n_jobs CPUs, so at most cluster CPUs // n_jobs."""
-    if cluster_cpus is None:
-        return Concurrency(requested, 1, n_jobs)
-    per_trial = n_jobs if n_jobs > 0 else max(1, int(cluster_cpus // requested))
-    trials = max(1, min(requested, int(cluster_cpus // per_trial)))
-    return Concurrency(requested, trials, per_trial, cluster_cpus)
+def plan_concurrency(requested: int, n_jobs: int, cpus: float, on_ray: bool = False) -> Concurrency:
+    """Trials that can run at once on ``cpus`` when each takes n_jobs CPUs (-1: an equal share),
+    with n_jobs capped at the CPUs there are."""
+    share = n_jobs if n_jobs > 0 else max(1, int(cpus // requested))
+    per_trial = max(1, min(share, int(cpus)))
+    trials = max(1, min(requested, int(cpus // per_trial)))
+    return Concurrency(requested, trials, per_trial, cpus, n_jobs, on_ray and trials > 1)
 
 
 @contextlib.contextmanager
 def concurrency(cfg: AutoMLConfig) -> Iterator[Concurrency]:
     """The trials that can run at once, with Ray connected while they run in parallel.
 
-    Under ``ray job submit`` (or with RAY_ADDRESS set) this joins that cluster;
-    otherwise it starts a local one of ray_num_cpus logical CPUs. Only a Ray
-    started here is shut down here, as soon as it turns out not to be needed.
+    Under ``ray job submit`` (or with RAY_ADDRESS set) this joins that cluster
+    to count its CPUs; otherwise a local Ray of ray_num_cpus logical CPUs
+    (default: this machine's cores) is started only when that many CPUs hold
+    more than one trial. Only a Ray started here is shut down here.
     """
-    if cfg.n_concurrent_trials == 1:
-        yield plan_concurrency(1, cfg.n_jobs, None)
+    requested = cfg.n_concurrent_trials
+    in_process = dataclasses.replace(plan_concurrency(requested, cfg.n_jobs, float(machine_cores())), trials=1, on_ray=False)
+    address = os.environ.get("RAY_ADDRESS") or None
+    connected = "ray" in sys.modules and sys.modules["ray"].is_initialized()
+    local_cpus = float(cfg.ray_num_cpus or machine_cores())
+    if requested == 1 or (address is None and not connected and plan_concurrency(requested, cfg.n_jobs, local_cpus).trials == 1):
+        yield in_process
         return
     import ray
 
-    started = not ray.is_initialized()
-    if started:
-        address = os.environ.get("RAY_ADDRESS") or None
+    if not connected:
         # Worker output would flood the driver; trial results are logged from the driver instead.
         options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
         if address is None:
-            options.update(address="local", num_cpus=cfg.ray_num_cpus or os.cpu_count(), include_dashboard=False)
+            options.update(address="local", num_cpus=int(local_cpus), include_dashboard=False)
         else:
             options["address"] = address
         ray.init(**options)
     try:
-        plan = plan_concurrency(cfg.n_concurrent_trials, cfg.n_jobs, float(ray.cluster_resources().get("CPU", 0)))
-        if plan.trials == 1 and started:
+        plan = plan_concurrency(requested, cfg.n_jobs, float(ray.cluster_resources().get("CPU", 0)), on_ray=True)
+        if plan.trials == 1 and not connected:
             ray.shutdown()
-        yield plan
+        yield plan if plan.trials > 1 else in_process
     finally:
-        if started and ray.is_initialized():
+        if not connected and ray.is_initialized():
             ray.shutdown()
 
 
