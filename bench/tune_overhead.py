@@ -1,16 +1,17 @@
 """What dltune's search driver costs on top of Ray Tune, measured side by side in one run.
 
     python bench/tune_overhead.py [--trials 200] [--reports 10] [--repeats 3] [--startup-trials 12]
-                                  [--rss-trials 100,500,1000] [--only overhead|rss]
+                                  [--rss-trials 100,500,1000] [--only overhead|startup|rss]
 
 1. The same trivial trainable (``--reports`` reports per trial) through
    ``dltune.hpo.tuner.run_search`` (resource plan, monitor, TensorBoard per
    trial, results export) and through a plain Ray Tune script; prints the
    wall-time ratio dltune / raw (target <= 1.10) with actor reuse on both
-   sides, and the ratio to Ray Tune's default (a new actor per trial). Then the
-   same trivial trial written as a user ``train.fn`` (plain Python calling
-   ``ctx.report``, handed to run_search as a function object) against it in
-   plain Ray Tune, again in back-to-back pairs (target <= 1.10).
+   sides, and the ratio to Ray Tune's default (a new actor per trial). Beside
+   them, the same trivial trial written as a user ``train.fn`` (plain Python
+   calling ``ctx.report``, handed to run_search as a function object), against
+   the same raw runs (target <= 1.10). Each repeat runs the three back to back
+   in a rotating order; the ratios are medians over repeats.
 2. Start-up of a single-worker training trial: ``--startup-trials`` minimal
    trials (one training step, evaluation, checkpoint) one after another, and
    the median time from one trial's end to the next one's end (target <= 2 s).
@@ -24,11 +25,12 @@
    smallest (flat, not linear in trials).
 
 Writes bench/results/tune_overhead.md (one section per part; running one part
-keeps the other's last section) and, for part 3, tune_overhead.png.
+keeps the others' last sections) and, for part 3, tune_overhead.png.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -38,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,65 +97,88 @@ def raw_search(trials: int, out: str, concurrency: int, reuse_actors: bool) -> f
     return time.perf_counter() - started
 
 
-def overhead(args: argparse.Namespace) -> None:
-    """Parts 1 and 2: one Ray for every search."""
-    global REPORTS
-    REPORTS = args.reports
-
+@contextlib.contextmanager
+def bench_ray() -> Iterator[int]:
+    """One local Ray for every search of a part; yields its CPUs."""
     import ray
 
-    from dltune.hpo.trial import multi_worker_trial, single_worker_trial
     from dltune.hpo.tuner import quiet_ray_output
 
     quiet_ray_output()
     cpus = os.cpu_count() or 2
     ray.init(num_cpus=cpus, log_to_driver=False, include_dashboard=True, dashboard_host="127.0.0.1")
-    with tempfile.TemporaryDirectory() as tmp:
-        # Like for like (dltune reuses single-worker actors), alternated so warm-up and noise hit both sides.
-        raw_runs, dlt_runs = [], []
+    try:
+        yield cpus
+    finally:
+        ray.shutdown()
+
+
+def overhead(args: argparse.Namespace) -> None:
+    """Part 1: the driver's cost on top of raw Ray Tune."""
+    global REPORTS
+    REPORTS = args.reports
+
+    with bench_ray() as cpus, tempfile.TemporaryDirectory() as tmp:
+        # Each repeat runs all three back to back, in an order that rotates, so warm-up and the
+        # machine's noise hit every side alike; ratios are taken within a repeat.
+        variants = {
+            "raw": lambda out: raw_search(args.trials, out, cpus, reuse_actors=True),
+            "dltune": lambda out: dltune_search(args.trials, out, trial_fn=trivial)[0],  # like for like: dltune reuses actors
+            "fn": lambda out: dltune_search(args.trials, out, fn=trivial_fn)[0],
+        }
+        runs: dict[str, list[float]] = {name: [] for name in variants}
+        names = list(variants)
         for i in range(args.repeats):
-            raw_runs.append(raw_search(args.trials, f"{tmp}/raw{i}", cpus, reuse_actors=True))
-            dlt_runs.append(dltune_search(args.trials, f"{tmp}/d{i}", trial_fn=trivial)[0])
-        # The trivial trial as a user train.fn, paired with its own raw run, after the pair above.
-        raw_fn_runs, fn_runs = [], []
-        for i in range(args.repeats):
-            raw_fn_runs.append(raw_search(args.trials, f"{tmp}/rawfn{i}", cpus, reuse_actors=True))
-            fn_runs.append(dltune_search(args.trials, f"{tmp}/fn{i}", fn=trivial_fn)[0])
-        raw_s, dlt_s = statistics.median(raw_runs), statistics.median(dlt_runs)
-        ratio = statistics.median(d / r for d, r in zip(dlt_runs, raw_runs))  # pairs ran back to back
-        raw_fn_s, fn_s = statistics.median(raw_fn_runs), statistics.median(fn_runs)
-        fn_ratio = statistics.median(d / r for d, r in zip(fn_runs, raw_fn_runs))
-        print(f"overhead: dltune / raw {ratio:.2f}, dltune train.fn / raw {fn_ratio:.2f} (medians over back-to-back pairs)", flush=True)
+            for name in names[i % 3:] + names[:i % 3]:
+                runs[name].append(variants[name](f"{tmp}/{name}{i}"))
+        raw_runs, dlt_runs, fn_runs = runs["raw"], runs["dltune"], runs["fn"]
+        raw_s, dlt_s, fn_s = (statistics.median(r) for r in (raw_runs, dlt_runs, fn_runs))
+        ratio = statistics.median(d / r for d, r in zip(dlt_runs, raw_runs))
+        fn_ratio = statistics.median(d / r for d, r in zip(fn_runs, raw_runs))
+        print(f"overhead: dltune / raw {ratio:.2f}, dltune train.fn / raw {fn_ratio:.2f} (medians over repeats)", flush=True)
         raw_fresh_s = raw_search(args.trials, f"{tmp}/raw-fresh", cpus, reuse_actors=False)  # Ray Tune's default
-        startup = {name: trial_cycle_s(args.startup_trials, f"{tmp}/{name}", fn, extra) for name, fn, extra in (
+    write_section(OVERHEAD, [
+        f"Machine: {cpus} CPUs, load average {load_average()} at the end; command: "
+        f"`python bench/tune_overhead.py --only overhead --trials {args.trials} --reports {args.reports} --repeats {args.repeats}`",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| raw Ray Tune, {args.trials} trivial trials x {args.reports} reports (`tune.report`), `reuse_actors=True`: median (runs) | {raw_s:.1f} s ({', '.join(f'{x:.1f}' for x in raw_runs)}) |",
+        f"| dltune run_search, the same trainable (reuses actors by default): median (runs) | {dlt_s:.1f} s ({', '.join(f'{x:.1f}' for x in dlt_runs)}) |",
+        f"| dltune run_search, the trivial function as `train.fn` (function object, `ctx.report`, no torch): median (runs) | {fn_s:.1f} s ({', '.join(f'{x:.1f}' for x in fn_runs)}) |",
+        f"| **ratio dltune / raw, like for like: median over repeats** (target <= 1.10) | **{ratio:.2f}** |",
+        f"| **ratio dltune train.fn / raw: median over repeats** (target <= 1.10) | **{fn_ratio:.2f}** |",
+        f"| raw Ray Tune with its default `reuse_actors=False` | {raw_fresh_s:.1f} s |",
+        f"| ratio dltune / raw Ray Tune's default | {dlt_s / raw_fresh_s:.2f} |",
+    ])
+
+
+def startup(args: argparse.Namespace) -> None:
+    """Part 2: how long a single-worker trial takes to start, by trial path."""
+    from dltune.hpo.trial import multi_worker_trial, single_worker_trial
+
+    with bench_ray() as cpus, tempfile.TemporaryDirectory() as tmp:
+        cycles = {name: trial_cycle_s(args.startup_trials, f"{tmp}/{name}", fn, extra) for name, fn, extra in (
             ("reused", single_worker_trial, []),
             ("fresh", single_worker_trial, ["tune.reuse_actors=false"]),
             ("trainer", multi_worker_trial, ["tune.reuse_actors=false"]),  # as dltune runs TorchTrainer trials
         )}
-    ray.shutdown()
-    write_section(OVERHEAD, [
-        f"Machine: {cpus} CPUs; command: `python bench/tune_overhead.py --only overhead --trials {args.trials} --reports {args.reports} --repeats {args.repeats} --startup-trials {args.startup_trials}`",
+    write_section(STARTUP, [
+        f"Machine: {cpus} CPUs, load average {load_average()} at the end; command: `python bench/tune_overhead.py --only startup --startup-trials {args.startup_trials}`",
         "",
-        "| measure | value |",
-        "|---|---|",
-        f"| raw Ray Tune, {args.trials} trivial trials x {args.reports} reports, `reuse_actors=True`: median (runs) | {raw_s:.1f} s ({', '.join(f'{x:.1f}' for x in raw_runs)}) |",
-        f"| dltune run_search, same trainable (reuses actors by default): median (runs) | {dlt_s:.1f} s ({', '.join(f'{x:.1f}' for x in dlt_runs)}) |",
-        f"| **ratio dltune / raw, like for like: median over back-to-back pairs** (target <= 1.10) | **{ratio:.2f}** |",
-        f"| raw Ray Tune with its default `reuse_actors=False` | {raw_fresh_s:.1f} s |",
-        f"| ratio dltune / raw Ray Tune's default | {dlt_s / raw_fresh_s:.2f} |",
-        f"| raw Ray Tune, the trivial function with `ray.tune.report`, `reuse_actors=True` (paired with the next row): median (runs) | {raw_fn_s:.1f} s ({', '.join(f'{x:.1f}' for x in raw_fn_runs)}) |",
-        f"| dltune run_search, the trivial function as `train.fn` (function object, `ctx.report`, no torch; reuses actors): median (runs) | {fn_s:.1f} s ({', '.join(f'{x:.1f}' for x in fn_runs)}) |",
-        f"| **ratio dltune train.fn / raw, like for like: median over back-to-back pairs** (target <= 1.10) | **{fn_ratio:.2f}** |",
-        "",
-        f"Trial start-up: {args.startup_trials} minimal single-worker trials (one training step of a 16-unit MLP on digits, "
+        f"{args.startup_trials} minimal single-worker trials (one training step of a 16-unit MLP on digits, "
         "evaluation, checkpoint), one at a time; median time from one trial's end to the next one's end.",
         "",
         "| trial path | median s per trial | search start to the first trial's end, s |",
         "|---|---|---|",
-        f"| **dltune default: trials reuse one worker process** (target <= 2 s) | **{startup['reused'][1]:.2f}** | {startup['reused'][0]:.2f} |",
-        f"| a fresh worker process per trial (`tune.reuse_actors=false`) | {startup['fresh'][1]:.2f} | {startup['fresh'][0]:.2f} |",
-        f"| the trial as a 1-worker TorchTrainer | {startup['trainer'][1]:.2f} | {startup['trainer'][0]:.2f} |",
+        f"| **dltune default: trials reuse one worker process** (target <= 2 s) | **{cycles['reused'][1]:.2f}** | {cycles['reused'][0]:.2f} |",
+        f"| a fresh worker process per trial (`tune.reuse_actors=false`) | {cycles['fresh'][1]:.2f} | {cycles['fresh'][0]:.2f} |",
+        f"| the trial as a 1-worker TorchTrainer | {cycles['trainer'][1]:.2f} | {cycles['trainer'][0]:.2f} |",
     ])
+
+
+def load_average() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def timed(trial_fn, ends_file: str):
@@ -330,7 +356,8 @@ def plot_rss(rows: list[dict[str, float]], path: Path) -> None:
 
 
 # --- results file ---------------------------------------------------------------
-OVERHEAD = "Driver time and trial start-up"
+OVERHEAD = "Driver time"
+STARTUP = "Trial start-up"
 MEMORY = "Driver memory against trials"
 TITLE = "# Tune overhead"
 
@@ -338,7 +365,7 @@ TITLE = "# Tune overhead"
 def write_section(title: str, lines: list[str]) -> None:
     """Replace one part's section of tune_overhead.md, keeping the other part's last results."""
     path = RESULTS / "tune_overhead.md"
-    sections = {OVERHEAD: "", MEMORY: ""}
+    sections = {OVERHEAD: "", STARTUP: "", MEMORY: ""}
     if path.exists():
         for chunk in path.read_text().split("\n## ")[1:]:
             name, _, body = chunk.partition("\n")
@@ -358,17 +385,18 @@ def main() -> None:
     parser.add_argument("--startup-trials", type=int, default=12)
     parser.add_argument("--rss-trials", default="100,500,1000", help="comma-separated search sizes for the memory part, smallest first")
     parser.add_argument("--rss-limit-s", type=float, default=600, help="wall limit for each memory search; larger sizes that would outlast it are skipped")
-    parser.add_argument("--only", choices=("overhead", "rss"), help="run one part (default: both)")
+    parser.add_argument("--only", choices=PARTS, help="run one part (default: all)")
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)  # one memory measurement, run by the parent
     args = parser.parse_args()
     if args.rss_child:
         rss_child(args.rss_child)
         return
-    if args.only != "rss":
-        overhead(args)
-    if args.only != "overhead":
-        memory(args)
+    for name, part in PARTS.items():
+        if args.only in (None, name):
+            part(args)
 
+
+PARTS = {"overhead": overhead, "startup": startup, "rss": memory}
 
 if __name__ == "__main__":
     main()

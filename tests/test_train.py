@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import CTR_OVERRIDES, ROOT, run_cli
+from conftest import CTR_OVERRIDES, ROOT, run_cli, write_cifar_batches
 from dltune.config import load_config
 from dltune.errors import ConfigError
 from dltune.launch.local import run_local
@@ -149,3 +149,17 @@ def test_ray_train_two_cpu_workers(tmp_path: Path) -> None:
     for noise in ("Token authentication", "Started a local Ray", "Reporting training result", "Attempting to start training worker group"):
         assert noise not in console, noise
     assert (exp / "ray.log").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_corrupt_file_read_in_ray_train_workers_is_named_in_the_last_line(tmp_path: Path) -> None:
+    folder = write_cifar_batches(tmp_path / "data")
+    batch = folder / "data_batch_2"
+    batch.write_bytes(batch.read_bytes()[:200])  # a copy cut short: it exists, so only reading it fails, in the workers
+    proc = run_cli("train", "configs/quickstart.yaml", "--launcher", "ray", "scaling.num_workers=2", "data.name=cifar10", f"data.path={tmp_path / 'data'}",
+                   "model.name=mlp", "train.epochs=1", f"output.dir={tmp_path}", env={"RAY_ADDRESS": ""})
+    assert proc.returncode == 2, proc.stderr[-3000:]  # bad input, found by the workers
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("dltune: error: not a CIFAR-10 python batch: ") and str(batch) in last, proc.stderr[-3000:]
+    assert "WorkerGroupError" not in last
