@@ -1,7 +1,7 @@
 """What dltune's search driver costs on top of Ray Tune, measured side by side in one run.
 
     python bench/tune_overhead.py [--trials 200] [--reports 10] [--repeats 3] [--startup-trials 12]
-                                  [--rss-trials 100,500,1000] [--only overhead|startup|rss]
+                                  [--slots 1] [--rss-trials 100,500,1000] [--only overhead|startup|rss]
 
 1. The same trivial trainable (``--reports`` reports per trial) through
    ``dltune.hpo.tuner.run_search`` (resource plan, monitor, TensorBoard per
@@ -12,6 +12,11 @@
    calling ``ctx.report``, handed to run_search as a function object), against
    the same raw runs (target <= 1.10). Each repeat runs the three back to back
    in a rotating order; the ratios are medians over repeats.
+   Trials run one at a time (``--slots 1``) on both sides: with trials this
+   short and two slots, whether Ray Tune's second worker process comes up
+   before the first one's reused actor takes every trial is a race, so a
+   search takes either one process's time or half of it. Each row records how
+   many worker processes its trials ran in.
 2. Start-up of a single-worker training trial: ``--startup-trials`` minimal
    trials (one training step, evaluation, checkpoint) one after another, and
    the median time from one trial's end to the next one's end (target <= 2 s).
@@ -113,39 +118,60 @@ def bench_ray() -> Iterator[int]:
         ray.shutdown()
 
 
+def worker_processes(out: str) -> int:
+    """How many worker processes a search's trials ran in (each result names its process)."""
+    pids = set()
+    for path in Path(out).rglob("result.json"):
+        with open(path) as f:
+            pids.add(json.loads(f.readline())["pid"])
+    return len(pids)
+
+
 def overhead(args: argparse.Namespace) -> None:
     """Part 1: the driver's cost on top of raw Ray Tune."""
     global REPORTS
     REPORTS = args.reports
+    slots = [f"tune.max_concurrent_trials={args.slots}"]
 
     with bench_ray() as cpus, tempfile.TemporaryDirectory() as tmp:
         # Each repeat runs all three back to back, in an order that rotates, so warm-up and the
         # machine's noise hit every side alike; ratios are taken within a repeat.
         variants = {
-            "raw": lambda out: raw_search(args.trials, out, cpus, reuse_actors=True),
-            "dltune": lambda out: dltune_search(args.trials, out, trial_fn=trivial)[0],  # like for like: dltune reuses actors
-            "fn": lambda out: dltune_search(args.trials, out, fn=trivial_fn)[0],
+            "raw": lambda out: raw_search(args.trials, out, args.slots, reuse_actors=True),
+            "dltune": lambda out: dltune_search(args.trials, out, trial_fn=trivial, extra=slots)[0],  # like for like: dltune reuses actors
+            "fn": lambda out: dltune_search(args.trials, out, fn=trivial_fn, extra=slots)[0],
         }
         runs: dict[str, list[float]] = {name: [] for name in variants}
+        processes: dict[str, set[int]] = {name: set() for name in variants}
         names = list(variants)
         for i in range(args.repeats):
             for name in names[i % 3:] + names[:i % 3]:
                 runs[name].append(variants[name](f"{tmp}/{name}{i}"))
+                processes[name].add(worker_processes(f"{tmp}/{name}{i}"))
         raw_runs, dlt_runs, fn_runs = runs["raw"], runs["dltune"], runs["fn"]
-        raw_s, dlt_s, fn_s = (statistics.median(r) for r in (raw_runs, dlt_runs, fn_runs))
+        dlt_s = statistics.median(dlt_runs)
         ratio = statistics.median(d / r for d, r in zip(dlt_runs, raw_runs))
         fn_ratio = statistics.median(d / r for d, r in zip(fn_runs, raw_runs))
         print(f"overhead: dltune / raw {ratio:.2f}, dltune train.fn / raw {fn_ratio:.2f} (medians over repeats)", flush=True)
-        raw_fresh_s = raw_search(args.trials, f"{tmp}/raw-fresh", cpus, reuse_actors=False)  # Ray Tune's default
+        raw_fresh_s = raw_search(args.trials, f"{tmp}/raw-fresh", args.slots, reuse_actors=False)  # Ray Tune's default
+
+    def runs_of(name: str) -> str:
+        counts = "/".join(str(n) for n in sorted(processes[name]))
+        return f"{statistics.median(runs[name]):.1f} s ({', '.join(f'{x:.1f}' for x in runs[name])}); worker processes per search: {counts}"
+
     write_section(OVERHEAD, [
         f"Machine: {cpus} CPUs, load average {load_average()} at the end; command: "
-        f"`python bench/tune_overhead.py --only overhead --trials {args.trials} --reports {args.reports} --repeats {args.repeats}`",
+        f"`python bench/tune_overhead.py --only overhead --trials {args.trials} --reports {args.reports} --repeats {args.repeats} --slots {args.slots}`",
+        "",
+        f"{args.slots} trial(s) at a time on both sides. With two slots and trials this short, the second worker process "
+        "Ray Tune starts often loses the race to the first one's reused actor, so a search's time is either one "
+        "process's or about half of it, on either side, from run to run; one slot takes that race out.",
         "",
         "| measure | value |",
         "|---|---|",
-        f"| raw Ray Tune, {args.trials} trivial trials x {args.reports} reports (`tune.report`), `reuse_actors=True`: median (runs) | {raw_s:.1f} s ({', '.join(f'{x:.1f}' for x in raw_runs)}) |",
-        f"| dltune run_search, the same trainable (reuses actors by default): median (runs) | {dlt_s:.1f} s ({', '.join(f'{x:.1f}' for x in dlt_runs)}) |",
-        f"| dltune run_search, the trivial function as `train.fn` (function object, `ctx.report`, no torch): median (runs) | {fn_s:.1f} s ({', '.join(f'{x:.1f}' for x in fn_runs)}) |",
+        f"| raw Ray Tune, {args.trials} trivial trials x {args.reports} reports (`tune.report`), `reuse_actors=True`: median (runs) | {runs_of('raw')} |",
+        f"| dltune run_search, the same trainable (reuses actors by default): median (runs) | {runs_of('dltune')} |",
+        f"| dltune run_search, the trivial function as `train.fn` (function object, `ctx.report`, no torch): median (runs) | {runs_of('fn')} |",
         f"| **ratio dltune / raw, like for like: median over repeats** (target <= 1.10) | **{ratio:.2f}** |",
         f"| **ratio dltune train.fn / raw: median over repeats** (target <= 1.10) | **{fn_ratio:.2f}** |",
         f"| raw Ray Tune with its default `reuse_actors=False` | {raw_fresh_s:.1f} s |",
@@ -381,7 +407,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--reports", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3, help="like-for-like searches per side, alternated")
+    parser.add_argument("--repeats", type=int, default=9, help="like-for-like searches per side, in rotating order")
+    parser.add_argument("--slots", type=int, default=1, help="trials at a time in the overhead part, on both sides")
     parser.add_argument("--startup-trials", type=int, default=12)
     parser.add_argument("--rss-trials", default="100,500,1000", help="comma-separated search sizes for the memory part, smallest first")
     parser.add_argument("--rss-limit-s", type=float, default=600, help="wall limit for each memory search; larger sizes that would outlast it are skipped")

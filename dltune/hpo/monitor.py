@@ -11,9 +11,9 @@ from typing import Any, TextIO
 from ray.tune import Callback
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
+from dltune.hpo.event_file import EventFile
 from dltune.train.progress import fmt_duration
 
-TB_FLUSH_S = 5
 SKIP_SCALARS = {"epoch", "training_iteration", "timestamp", "time_this_iter_s", "time_total_s", "pid", "time_since_restore", "iterations_since_restore", "checkpoint_dir_name"}
 
 
@@ -33,7 +33,7 @@ class SearchMonitor(Callback):
         self.live = verbose and (stream or sys.stdout).isatty()
         self.started = time.time()
         self.last_line = 0.0
-        self.writers: dict[str, Any] = {}
+        self.runs: dict[str, EventFile] = {}
         self.best_value: float | None = None
         self.best_config: dict[str, Any] = {}
         self.best_trial = ""
@@ -81,36 +81,29 @@ class SearchMonitor(Callback):
     def _better(self, a: float, b: float) -> bool:
         return a > b if self.mode == "max" else a < b
 
-    def _writer(self, trial: Any, step: int) -> Any:
-        if trial.trial_id not in self.writers:
-            from torch.utils.tensorboard import SummaryWriter
-
-            # Flushed in the background every few seconds and on close: a flush per result
-            # cost the driver as much as the rest of its per-result work. purge_step: a trial
-            # resumed by a new driver hides what the killed one logged from this step on.
-            self.writers[trial.trial_id] = SummaryWriter(os.path.join(self.tb_dir, trial.trial_id), flush_secs=TB_FLUSH_S, purge_step=step)
-        return self.writers[trial.trial_id]
+    def _run(self, trial: Any, step: int) -> EventFile:
+        if trial.trial_id not in self.runs:
+            # purge_step: a trial resumed by a new driver hides what the killed one logged from this step on.
+            self.runs[trial.trial_id] = EventFile(os.path.join(self.tb_dir, trial.trial_id), purge_step=step)
+        return self.runs[trial.trial_id]
 
     def _scalars(self, trial: Any, result: dict[str, Any]) -> None:
         step = int(result.get("epoch", result.get("training_iteration", 0)))
-        writer = self._writer(trial, step)
-        for key, value in result.items():
-            if key not in SKIP_SCALARS and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                writer.add_scalar(key, value, step)
+        values = {key: value for key, value in result.items()
+                  if key not in SKIP_SCALARS and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)}
+        self._run(trial, step).scalars(step, values)
 
     def _close(self, trial: Any) -> None:
-        writer = self.writers.pop(trial.trial_id, None)
-        if writer is None:
+        run = self.runs.pop(trial.trial_id, None)
+        if run is None:
             return
         hparams = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in trial.config.items()}
         best = self.trial_best.get(trial.trial_id)
         metrics = {f"hparam/{self.metric}": best if best is not None else float("nan")}
-        # What add_hparams writes, but into this run's own file: add_hparams opens a second writer per trial.
-        for summary in hparams_summaries(hparams, metrics):
-            writer.file_writer.add_summary(summary)
-        for key, value in metrics.items():
-            writer.add_scalar(key, value)
-        writer.close()
+        # What SummaryWriter.add_hparams writes, but into this run's own file, not a second run.
+        run.summaries(hparams_summaries(hparams, metrics))
+        run.scalars(0, metrics)
+        run.close()
 
     def counts(self, trials: list) -> dict[str, int]:
         out = {"done": 0, "running": 0, "pending": 0, "errored": 0}
