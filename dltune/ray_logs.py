@@ -16,11 +16,26 @@ from collections.abc import Iterator
 from dltune import storage
 
 RAY_LOG = "ray.log"
-LOGGERS = ("ray", "ray.tune", "ray.train", "ray.data", "flaml", "optuna")
+LOGGERS = ("ray", "ray.tune", "ray.train", "ray.data", "flaml", "optuna", "dltune")
+RUN_LOG = logging.getLogger("dltune")  # what dltune keeps for the log only: a failure's full text
 
 
 def _terminal(handler: logging.Handler) -> bool:
     return isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+
+
+def _below_error(record: logging.LogRecord) -> bool:
+    return record.levelno < logging.ERROR
+
+
+def train_errors_off_the_console() -> None:
+    """In a Ray Train worker: Ray Train logs a failed training function's traceback at ERROR
+    to the worker's console, which streams to the driver beside rank 0's epoch lines. The
+    driver reports that failure itself, in one line, with the text in the experiment's log;
+    Ray's session log files still get the record. For the worker's life: the filter stays."""
+    for handler in filter(_terminal, logging.getLogger("ray.train").handlers):
+        if _below_error not in handler.filters:
+            handler.addFilter(_below_error)
 
 
 @contextlib.contextmanager

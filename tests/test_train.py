@@ -153,6 +153,18 @@ def test_ray_train_two_cpu_workers(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.ray
+def test_the_cause_dug_out_of_rays_wrappers_is_raised_chained_to_them_for_debug() -> None:
+    from dltune.errors import DataError
+    from dltune.launch.ray_errors import raise_root_cause
+
+    cause = DataError("not a CIFAR-10 python batch: data_batch_2")
+    wrapper = RuntimeError("Training failed due to worker errors: Traceback ... data_batch_2")
+    wrapper.__cause__ = cause
+    with pytest.raises(DataError) as raised:
+        raise_root_cause(wrapper)
+    assert raised.value is cause and raised.value.__cause__ is wrapper  # --debug prints Ray's text with the worker's traceback
+
+
 def test_a_corrupt_file_read_in_ray_train_workers_is_named_in_the_last_line(tmp_path: Path) -> None:
     folder = write_cifar_batches(tmp_path / "data")
     batch = folder / "data_batch_2"
@@ -163,3 +175,6 @@ def test_a_corrupt_file_read_in_ray_train_workers_is_named_in_the_last_line(tmp_
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("dltune: error: not a CIFAR-10 python batch: ") and str(batch) in last, proc.stderr[-3000:]
     assert "WorkerGroupError" not in last
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]  # the workers' tracebacks are in the experiment's log, not here
+    ray_log = (tmp_path / "quickstart" / "ray.log").read_text()
+    assert "Traceback" in ray_log and "pickle data was truncated" in ray_log

@@ -40,11 +40,12 @@ def describe_failure(exc: BaseException) -> str:
 
 
 def raise_root_cause(exc: BaseException) -> None:
-    """Re-raise the real cause of a Ray failure (or ``exc`` itself when none is found)."""
+    """Re-raise the real cause of a Ray failure (or ``exc`` itself when none is found), chained
+    to Ray's exception: its text holds the worker's traceback (what --debug shows)."""
     cause = root_cause(exc)
     if cause is None:
         raise exc
-    raise cause from None
+    raise cause from exc
 
 
 def in_worker(body: Callable[[], Any]) -> Any:

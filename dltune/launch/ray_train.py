@@ -7,7 +7,7 @@ import socket
 import tempfile
 from typing import TYPE_CHECKING, Any
 
-from dltune import ray_logs, schema
+from dltune import ray_logs, schema, storage
 from dltune.config import Config, absolute_paths, from_dict, reserved_cpus
 from dltune.errors import UserError
 from dltune.launch.ray_errors import in_worker, raise_root_cause
@@ -148,6 +148,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     # LoggingConfig reaches; Python's default root level keeps such lines off the console.
     # A worker process of Ray Train's, run for this job only, so the setting may stay.
     logging.getLogger().setLevel(logging.WARNING)
+    ray_logs.train_errors_off_the_console()
     in_worker(lambda: train_loop(cfg, RayTrainSession(cfg, rank, writer), fn))
 
 
@@ -184,7 +185,8 @@ def _fit(cfg: Config, exp_dir: str, resume: bool, verbose: bool, fn: TrainFn | N
             failure_config=FailureConfig(max_failures=cfg.scaling.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             # Ray Train's per-report and worker-group lines stay in its session logs; the
-            # workers' own output (dltune's epoch lines from rank 0) still streams here.
+            # workers' own output (dltune's epoch lines from rank 0) still streams here,
+            # their failures' tracebacks not (train_worker).
             logging_config=LoggingConfig(log_level="WARNING"),
         ),
     )
@@ -193,6 +195,7 @@ def _fit(cfg: Config, exp_dir: str, resume: bool, verbose: bool, fn: TrainFn | N
         if result.error is not None:
             raise result.error
     except Exception as exc:  # noqa: BLE001 - Ray Train's wrapper of a worker's failure
+        ray_logs.RUN_LOG.error("the Ray Train run failed:\n%s", storage.redact(str(exc)))  # the workers' tracebacks, into ray.log
         raise_root_cause(exc)
     finally:
         if connected:
