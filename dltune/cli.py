@@ -8,12 +8,11 @@ import argparse
 import logging
 import os
 import sys
-import traceback
 import warnings
 from collections.abc import Callable
 
-from dltune import __version__, storage
-from dltune.errors import ChildFailed, UserError, describe
+from dltune import __version__
+from dltune.command import run_guarded, split_overrides
 
 EPILOG = """examples:
   dltune train configs/quickstart.yaml                      # digits, in this process
@@ -28,14 +27,6 @@ EPILOG = """examples:
 
 Overrides are dotted keys: section.key=value (lists as a,b,c). docs/configuration.md lists every key.
 """
-
-
-def split_overrides(items: list[str]) -> list[str]:
-    """Trailing arguments must all be key=value overrides."""
-    for item in items:
-        if "=" not in item or item.startswith("-"):
-            raise UserError(f"unexpected argument '{item}': overrides look like section.key=value")
-    return items
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -71,27 +62,6 @@ def build_parser() -> argparse.ArgumentParser:
     if automl_cli is not None:
         automl_cli.add_parser(sub)
     return parser
-
-
-def run_guarded(body: Callable[[], int], debug: bool) -> int:
-    """Run ``body``; turn errors into one redacted line and an exit code (2 input, 1 failure)."""
-    try:
-        return body()
-    except UserError as exc:
-        if debug:
-            traceback.print_exc()
-        print(f"dltune: error: {storage.redact(str(exc))}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("dltune: interrupted", file=sys.stderr)
-        return 130
-    except ChildFailed as exc:
-        return exc.returncode
-    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
-        if debug:
-            traceback.print_exc()
-        print(f"dltune: failed: {storage.redact(describe(exc))} (rerun with --debug for the traceback)", file=sys.stderr)
-        return 1
 
 
 def cmd_train(args: argparse.Namespace, overrides: list[str]) -> int:

@@ -44,6 +44,21 @@ def resolve(key: str, path: str) -> Any:
     return obj
 
 
+# The user functions a config names: how many positional arguments each is called with, and how.
+FUNCTIONS = {
+    "train.fn": (1, "a train.fn takes one argument, the run context"),
+    "train.loss": (2, "a train.loss is called as loss(output, target)"),
+    "model.target": (2, "a model.target is called as function(model_cfg, data_spec)"),
+    "data.target": (1, "a data.target takes one argument, the config"),
+}
+
+
+def resolve_function(key: str, path: str) -> Callable[..., Any]:
+    """The user function config key ``key`` names, checked to take the arguments it is called with."""
+    arity, what = FUNCTIONS[key]
+    return resolve_callable(key, path, arity, what)
+
+
 def resolve_callable(key: str, path: str, arity: int | None = None, what: str = "") -> Callable[..., Any]:
     fn = resolve(key, path)
     if not callable(fn):

@@ -2,16 +2,20 @@
 (`dltune tune` adds its search plan: dltune.hpo.search_plan.preflight)."""
 from __future__ import annotations
 
+import math
 import os
 import sys
 
-from dltune import storage
+from dltune import plugins, storage
 from dltune.config import Config
 from dltune.errors import ConfigError
+from dltune.schema import near
 from dltune.train import dist
 from dltune.train.loop import TrainFn, resolve_train_fn
 
 BUNDLED = ("digits", "synthetic")  # datasets that read no files
+# What the built-in loop reports (dltune.train.builtin and .metrics), for every task; a test keeps them in step.
+BUILTIN_METRICS = ("train_loss", "epoch_time_s", "samples_per_s", "lr", "val_loss", "val_acc", "val_auc", "val_logloss", "val_rmse", "val_mae")
 
 
 def ray_cluster_given() -> bool:
@@ -29,6 +33,21 @@ def check_gpus(cfg: Config, on_ray: bool) -> None:
 
         if not torch.cuda.is_available():
             raise dist.no_gpu(cfg)
+        # The ray launcher's local Ray gets the GPUs its workers reserve: no more than there are.
+        needed = math.ceil(cfg.scaling.num_workers * cfg.scaling.gpus_per_worker) if cfg.scaling.launcher == "ray" else 0
+        if needed > torch.cuda.device_count():
+            raise ConfigError(f"scaling.num_workers: {cfg.scaling.num_workers} workers x scaling.gpus_per_worker={cfg.scaling.gpus_per_worker:g} need {needed} GPUs; "
+                              f"this machine has {torch.cuda.device_count()}")
+
+
+def check_metric(cfg: Config) -> None:
+    """A search's tune.metric against what the built-in loop reports (a train.fn reports what it reports)."""
+    metric = cfg.tune.metric
+    if cfg.train.fn or metric in BUILTIN_METRICS:
+        return
+    stems = [m for m in BUILTIN_METRICS if metric.startswith(m)]  # val_accuracy: val_acc, which spelling alone misses
+    hint = f" (did you mean '{max(stems, key=len)}'?)" if stems else near(metric, BUILTIN_METRICS)
+    raise ConfigError(f"tune.metric: the built-in loop reports no {metric!r}{hint}; it reports {', '.join(BUILTIN_METRICS)} (the val_ ones by task)")
 
 
 def check_data_paths(cfg: Config) -> None:
@@ -45,6 +64,12 @@ def check_data_paths(cfg: Config) -> None:
 
 
 def check_run(cfg: Config, fn: TrainFn | None = None, search: bool = False) -> None:
+    """What train, tune and check refuse alike before anything trains or Ray starts (``search``: tune's extras)."""
     resolve_train_fn(cfg, fn)
+    for key, path in (("train.loss", cfg.train.loss), ("model.target", cfg.model.target), ("data.target", cfg.data.target)):
+        if path:
+            plugins.resolve_function(key, path)  # imported here: a typo fails now, not in every trial
     check_gpus(cfg, on_ray=search or cfg.scaling.launcher == "ray")
     check_data_paths(cfg)
+    if search and fn is None:
+        check_metric(cfg)

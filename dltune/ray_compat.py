@@ -1,8 +1,30 @@
-"""What dltune needs from Ray that Ray has no public switch for, in one place."""
+"""What dltune needs from Ray that Ray has no public switch for, in one place.
+
+Each private name below, and why there is no public way (Ray 2.60):
+- ``ray.tune.execution.class_cache.ENV_VARS_TO_PROPAGATE``: Tune copies these driver
+  variables (AWS credentials among them) into every trial's runtime env, which Ray's
+  runtime-env agent logs in clear; no setting turns the copy off.
+- ``ray.train._internal.session._TrainingResult`` and a trial's checkpoint manager's
+  ``_latest_checkpoint_result`` / ``_checkpoint_results``: the checkpoint a trial goes on
+  from. Tune offers no way to point a trial at another checkpoint: a PBT exploit hands over
+  the donor's, which the donor then deletes, and a resumed experiment's saved state can name
+  checkpoints older than the trial's newest, or deleted ones.
+- ``ResultGrid._experiment_analysis.trials``: the Trial objects behind the results, the only
+  place a trial's retry count (``num_failures``) is kept.
+- ``ray._private.services.canonicalize_bootstrap_address_or_die`` and the
+  ``RAY_GCS_SERVER_PORT`` variable: the GCS address a worker needs, known before
+  ``ray.init`` (a runtime env is fixed then); see dltune.launch.ray_train.
+
+``missing()`` lists what an installed Ray lacks of these, so that an upgrade fails in one test.
+"""
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
+from typing import Any
+
+GCS_PORT_VARIABLE = "RAY_GCS_SERVER_PORT"  # read by Ray when it starts a head node
 
 # Credentials Ray Tune copies from the driver's environment into every trial actor's runtime
 # env, which Ray's runtime-env agent then writes, in clear, into the session's logs.
@@ -28,3 +50,81 @@ def trials_without_driver_secrets() -> Iterator[None]:
         yield
     finally:
         names |= dropped
+
+
+def training_result(checkpoint: Any, metrics: dict[str, Any]) -> Any:
+    """A checkpoint with the metrics it was reported with, as a trial's checkpoint manager keeps it."""
+    from ray.train._internal.session import _TrainingResult
+
+    return _TrainingResult(checkpoint, metrics)
+
+
+def latest_checkpoint_result(trial: Any) -> Any:
+    """What the trial goes on from when it next starts: a training_result, or None."""
+    return trial.run_metadata.checkpoint_manager._latest_checkpoint_result
+
+
+def go_on_from(trial: Any, result: Any) -> None:
+    """Make ``result`` (a training_result) the checkpoint the trial next starts from."""
+    trial.run_metadata.checkpoint_manager._latest_checkpoint_result = result
+
+
+def forget_checkpoints(trial: Any) -> None:
+    """Empty the trial's checkpoint book-keeping, to register its checkpoints anew."""
+    manager = trial.run_metadata.checkpoint_manager
+    manager._checkpoint_results, manager._latest_checkpoint_result = [], None
+
+
+def grid_trials(grid: Any) -> list[Any]:
+    """The Trial objects of a ResultGrid, in the order of its results."""
+    return grid._experiment_analysis.trials
+
+
+def gcs_address(address: str) -> str:
+    """The GCS ``host:port`` that a cluster address ("auto", "host:port") stands for."""
+    from ray._private.services import canonicalize_bootstrap_address_or_die
+
+    return canonicalize_bootstrap_address_or_die(address)
+
+
+@contextlib.contextmanager
+def head_gcs_port(port: int) -> Iterator[None]:
+    """A local Ray started in this block puts its GCS on ``port``; the variable is put back after."""
+    previous = os.environ.get(GCS_PORT_VARIABLE)
+    os.environ[GCS_PORT_VARIABLE] = str(port)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[GCS_PORT_VARIABLE]
+        else:
+            os.environ[GCS_PORT_VARIABLE] = previous
+
+
+def missing() -> list[str]:
+    """The private names above that the installed Ray lacks or has changed, each as 'where: name'."""
+    import importlib
+
+    from ray.train import CheckpointConfig
+    from ray.train._internal.checkpoint_manager import _CheckpointManager
+    from ray.tune import ResultGrid
+
+    gone = []
+    for module, name in (("ray.tune.execution.class_cache", "ENV_VARS_TO_PROPAGATE"), ("ray.train._internal.session", "_TrainingResult"),
+                         ("ray._private.services", "canonicalize_bootstrap_address_or_die")):
+        if not hasattr(importlib.import_module(module), name):
+            gone.append(f"{module}: {name}")
+    if not gone and not isinstance(importlib.import_module("ray.tune.execution.class_cache").ENV_VARS_TO_PROPAGATE, set):
+        gone.append("ray.tune.execution.class_cache: ENV_VARS_TO_PROPAGATE is no longer a set")
+    manager = _CheckpointManager(CheckpointConfig())
+    gone += [f"ray.train._internal.checkpoint_manager._CheckpointManager: {name}"
+             for name in ("_latest_checkpoint_result", "_checkpoint_results") if not hasattr(manager, name)]
+    if getattr(getattr(ResultGrid(_NoTrials()), "_experiment_analysis", None), "trials", None) != []:
+        gone.append("ray.tune.ResultGrid: _experiment_analysis.trials")
+    return gone
+
+
+class _NoTrials:
+    """Just enough of an ExperimentAnalysis for a ResultGrid."""
+
+    trials: list[Any] = []

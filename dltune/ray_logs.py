@@ -11,13 +11,14 @@ import importlib.util
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from dltune import storage
 
 RAY_LOG = "ray.log"
 LOGGERS = ("ray", "ray.tune", "ray.train", "ray.data", "flaml", "optuna", "dltune")
 RUN_LOG = logging.getLogger("dltune")  # what dltune keeps for the log only: a failure's full text
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def _terminal(handler: logging.Handler) -> bool:
@@ -28,14 +29,36 @@ def _below_error(record: logging.LogRecord) -> bool:
     return record.levelno < logging.ERROR
 
 
-def train_errors_off_the_console() -> None:
-    """In a Ray Train worker: Ray Train logs a failed training function's traceback at ERROR
-    to the worker's console, which streams to the driver beside rank 0's epoch lines. The
-    driver reports that failure itself, in one line, with the text in the experiment's log;
-    Ray's session log files still get the record. For the worker's life: the filter stays."""
-    for handler in filter(_terminal, logging.getLogger("ray.train").handlers):
-        if _below_error not in handler.filters:
-            handler.addFilter(_below_error)
+def _warning_or_above(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING
+
+
+def _add_filter(handler: logging.Handler, check: Callable[[logging.LogRecord], bool]) -> None:
+    if check not in handler.filters:
+        handler.addFilter(check)
+
+
+def train_worker_lines(log_path: str | None) -> None:
+    """A Ray Train worker's console, which streams to the driver beside rank 0's epoch lines,
+    for the worker's life (a process of this run only):
+    - Ray Train's ERROR line with a failed training function's traceback stays off it: the
+      driver reports the failure in one line and keeps the text in the experiment's log;
+    - INFO lines reaching the root logger (Ray Train's one per report, under a logger named
+      by file path that no LoggingConfig reaches) stay off it.
+    ``log_path`` (rank 0 of a run on a local or shared file system): those lines go there.
+    Ray's session log files still get every record."""
+    train, root = logging.getLogger("ray.train"), logging.getLogger()
+    for handler in filter(_terminal, train.handlers):
+        _add_filter(handler, _below_error)
+    for handler in filter(_terminal, root.handlers):
+        _add_filter(handler, _warning_or_above)
+    if log_path is None or any(isinstance(h, logging.FileHandler) and h.baseFilename == os.path.abspath(log_path) for h in root.handlers):
+        return
+    handler = logging.FileHandler(log_path)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setLevel(logging.INFO)
+    for logger in (train, root):
+        logger.addHandler(handler)
 
 
 @contextlib.contextmanager
@@ -52,7 +75,7 @@ def routed_to(log_path: str) -> Iterator[None]:
         optuna.logging.get_logger("optuna")
     os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
     handler = logging.FileHandler(log_path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter(FORMAT))
     saved = []
     for name in LOGGERS:
         logger = logging.getLogger(name)

@@ -106,14 +106,13 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         members = get_args(tp)
         if value is None and type(None) in members:
             return None
-        errors = []
         for member in members:
             if member is type(None):
                 continue
             try:
                 return _coerce(value, member, key)
-            except ConfigError as exc:
-                errors.append(exc)
+            except ConfigError:
+                continue
         raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
     if origin is Literal:
         choices = get_args(tp)

@@ -25,8 +25,6 @@ class StorageError(UserError):
     """A path that cannot be reached or a filesystem whose client is missing."""
 
 
-REMOTE_SCHEMES = ("hdfs", "viewfs", "webhdfs", "s3")
-
 # Environment variables whose values are secrets, plus name patterns for any others.
 SECRET_ENV_VARS = (
     "HADOOP_USER_PASSWORD",

@@ -72,7 +72,7 @@ def test_breast_cancer_binary_job(breast_cancer: dict) -> None:
                  "feature_importances.csv", "flaml_trials.jsonl", "job.log", "summary.json"):
         assert (task_dir / name).is_file(), name
     summary = json.loads((task_dir / "summary.json").read_text())
-    assert summary["status"] == "succeeded" and "metrics.json" in summary["outputs"]
+    assert summary["status"] == "finished" and "metrics.json" in summary["outputs"]
     best = json.loads((task_dir / "best_config.json").read_text())
     assert best["best_estimator"] == "lgbm" and best["best_config"] == best["best_config_per_estimator"]["lgbm"]
     predictions = pd.read_parquet(task_dir / "predictions.parquet")
@@ -284,6 +284,7 @@ BAD_INPUTS = {
     "unknown metric": (lambda root: ["--train_data", root / "good.parquet", "--metric", "roc_auk"], "did you mean 'roc_auc'"),
     "metric of another task": (lambda root: ["--train_data", root / "good.parquet", "--task", "regression", "--metric", "roc_auc"], "not a regression metric"),
     "non-JSON estimator_kwargs": (lambda root: ["--train_data", root / "good.parquet", "--estimator_kwargs", "{n_jobs: 4}"], "estimator_kwargs: not valid JSON"),
+    "malformed estimator_list": (lambda root: ["--train_data", root / "good.parquet", "--estimator_list", '["lgbm"'], "estimator_list: not a valid JSON list"),
 }
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -226,11 +227,15 @@ def test_bad_searchers_and_schedulers_are_refused_at_check(user_root: Path, caps
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["check", "configs/cifar10_resnet18.yaml"], "scaling.use_gpu: a GPU was requested but torch sees no CUDA device"),
-        (["train", "configs/quickstart.yaml", "--launcher", "ray", "scaling.use_gpu=true"], "scaling.use_gpu: a GPU was requested but torch sees no CUDA device"),
+        (["check", "configs/cifar10_resnet18.yaml"], "scaling.use_gpu: needs a GPU; none found (set scaling.use_gpu=false or train.device=cpu)"),
+        (["train", "configs/quickstart.yaml", "--launcher", "ray", "scaling.use_gpu=true"], "scaling.use_gpu: needs a GPU; none found (set scaling.use_gpu=false or train.device=cpu)"),
         (["check", "configs/quickstart.yaml", "data.path=/data/digits"], "data.path: data.name=digits reads no files, so /data/digits would be ignored; remove data.path or set data.name"),
         (["train", "configs/quickstart.yaml", "data.name=cifar10", "data.path=/does/not/exist"], "data.path: /does/not/exist does not exist"),
         (["tune", "configs/quickstart_tune.yaml", "data.name=cifar10", "data.path=/does/not/exist"], "data.path: /does/not/exist does not exist"),
+        (["tune", "configs/quickstart_tune.yaml", "model.target=nosuchpkg.models:make"],
+         "model.target: cannot import module 'nosuchpkg.models' (not found on the Python path; install the package or run from its directory)"),
+        (["tune", "configs/quickstart_tune.yaml", "tune.metric=val_accuracy"], "tune.metric: the built-in loop reports no 'val_accuracy' (did you mean 'val_acc'?); "
+         "it reports train_loss, epoch_time_s, samples_per_s, lr, val_loss, val_acc, val_auc, val_logloss, val_rmse, val_mae (the val_ ones by task)"),
     ],
 )
 def test_what_cannot_run_is_refused_before_ray_starts(capsys: pytest.CaptureFixture, tmp_path: Path, args: list[str], message: str) -> None:
@@ -383,17 +388,23 @@ def test_a_search_whose_every_trial_fails_says_so_and_exits_1(user_root: Path, t
     assert last.startswith("dltune: failed: 2 of 2 trials failed: RuntimeError: the user's code broke on rank 0 (") and "byo_user/train.py:" in last
     assert json.loads((exp / "summary.json").read_text())["status"] == "failed"
     assert not (exp / "best_config.yaml").exists() and "best_config.yaml" not in proc.stdout
+    outputs = next(line for line in proc.stdout.splitlines() if line.startswith("outputs: "))
+    assert not (exp / "tensorboard").exists() and "tensorboard/" not in outputs  # the line names only what is there
     rows = _rows(exp)
     assert all(r["error"].startswith("RuntimeError: the user's code broke on rank 0 (") and r["restarts"] == "0" for r in rows)
 
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_a_search_where_some_trials_fail_warns_and_keeps_the_rest(ray_cluster, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_a_search_where_some_trials_fail_warns_and_keeps_the_rest(ray_cluster, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # the driver's temp dirs: none may be left
+    (tmp_path / "tmp").mkdir()
     result = _search(tmp_path, "partial", "train.fn=byo_user.train:fails_above", "tune.space={params.lr: {grid: [0.05, 0.2]}}", "tune.searcher=grid",
                      "tune.num_samples=1", "train.epochs=1")
     assert result.summary["status"] == "partial" and result.summary["error"] == 1 and result.best_config.params["lr"] == 0.05
     assert "dltune: warning: 1 of 2 trials failed: FloatingPointError: lr 0.2 diverged (" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "tmp").iterdir() if p.name.startswith("dltune-")] == []
 
 
 # --- the context's building blocks, without a launcher ---------------------------------------

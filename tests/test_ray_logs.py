@@ -26,21 +26,28 @@ def test_ray_and_optuna_lines_go_to_the_file_and_the_handlers_come_back(tmp_path
     assert [(list(lg.handlers), lg.propagate) for lg in loggers] == before
 
 
-def test_a_train_workers_console_loses_ray_trains_error_lines_and_its_files_keep_them(tmp_path: Path) -> None:
+def test_a_train_workers_console_keeps_warnings_and_rank_0s_file_gets_the_rest(tmp_path: Path) -> None:
     import io
 
-    logger = logging.getLogger("ray.train")
-    console, file = logging.StreamHandler(io.StringIO()), logging.FileHandler(tmp_path / "train.log")
-    logger.addHandler(console)
-    logger.addHandler(file)
+    train, root = logging.getLogger("ray.train"), logging.getLogger()
+    saved = (list(train.handlers), train.propagate, list(root.handlers), root.level)
+    train_console, root_console = logging.StreamHandler(io.StringIO()), logging.StreamHandler(io.StringIO())
+    train.handlers, train.propagate, root.handlers = [train_console], False, [root_console]  # as Ray Train sets up a worker
+    root.setLevel(logging.INFO)
     try:
-        ray_logs.train_errors_off_the_console()
-        ray_logs.train_errors_off_the_console()  # once is enough: a second call adds nothing
-        logger.warning("a warning")
-        logger.error("Error in training function: Traceback ...")
+        ray_logs.train_worker_lines(str(tmp_path / "ray.log"))
+        ray_logs.train_worker_lines(str(tmp_path / "ray.log"))  # once is enough: a second call adds nothing
+        logging.getLogger("/site-packages/ray/train/v2/_internal/execution/context.py").info("Reporting training result 1")
+        logging.getLogger("user").warning("the user's warning")
+        train.warning("a warning of Ray Train's")
+        train.error("Error in training function: Traceback ...")
     finally:
-        for handler in (console, file):
-            logger.removeHandler(handler)
-            handler.close()
-    assert console.stream.getvalue() == "a warning\n" and len(console.filters) == 1
-    assert (tmp_path / "train.log").read_text() == "a warning\nError in training function: Traceback ...\n"
+        file = next(h for h in root.handlers if isinstance(h, logging.FileHandler))
+        file.close()
+        train.handlers, train.propagate, root.handlers = saved[0], saved[1], saved[2]
+        root.setLevel(saved[3])
+    assert root_console.stream.getvalue() == "the user's warning\n" and len(root_console.filters) == 1
+    assert train_console.stream.getvalue() == "a warning of Ray Train's\n" and len(train_console.filters) == 1
+    logged = (tmp_path / "ray.log").read_text()
+    for line in ("Reporting training result 1", "the user's warning", "a warning of Ray Train's", "Error in training function: Traceback"):
+        assert logged.count(line) == 1, line

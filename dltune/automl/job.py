@@ -339,7 +339,7 @@ def _summary(cfg: AutoMLConfig, tables: Tables, metrics: dict[str, Any], stage: 
 
     return {
         "task_id": cfg.task_id,
-        "status": "succeeded",
+        "status": "finished",
         "task": cfg.task,
         "label_col": cfg.label_col,
         "feature_cols": list(tables.X_train.columns),

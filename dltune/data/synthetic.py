@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from dltune.config import DataConfig
-from dltune.data import DataSpec, Datasets
+from dltune.data.spec import DataSpec, Datasets
 from dltune.data.batches import TensorBatches
 
 

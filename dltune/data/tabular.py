@@ -19,7 +19,7 @@ import torch
 
 from dltune import storage
 from dltune.config import DataConfig
-from dltune.data import DataSpec, Datasets
+from dltune.data.spec import DataSpec, Datasets
 from dltune.data.batches import TensorBatches
 from dltune.errors import DataError
 

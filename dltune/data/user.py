@@ -44,7 +44,7 @@ class TorchDatasets:
 
 def load_user_datasets(cfg: Config) -> TorchDatasets:
     """Call ``data.target`` with the config and check what came back."""
-    fn = plugins.resolve_callable("data.target", cfg.data.target, 1, "a data.target takes one argument, the config")
+    fn = plugins.resolve_function("data.target", cfg.data.target)
     out = fn(cfg)
     if not isinstance(out, TorchDatasets):
         raise ConfigError(f"data.target: {cfg.data.target} returned {type(out).__name__}, not dltune.TorchDatasets")

@@ -22,10 +22,9 @@ import re
 from typing import Any
 
 import pyarrow.fs
-from ray.train._internal.session import _TrainingResult
 from ray.tune import Callback, Checkpoint
 
-from dltune import storage
+from dltune import ray_compat, storage
 from dltune.errors import UserError
 from dltune.hpo.results import TRIAL_DIR_ID, trial_id_of
 
@@ -103,10 +102,10 @@ def _rebuild_checkpoints(trial: Any) -> None:
     policy prunes as Ray would have. Without one, the trial starts over."""
     manager, fs, trial_dir = trial.run_metadata.checkpoint_manager, trial.storage.storage_filesystem, trial.storage.trial_fs_path
     on_storage, reported = _checkpoints_on_storage(trial)
-    manager._checkpoint_results, manager._latest_checkpoint_result = [], None
+    ray_compat.forget_checkpoints(trial)
     for name in on_storage:
         if name in reported:
-            manager.register_checkpoint(_TrainingResult(Checkpoint(f"{trial_dir}/{name}", filesystem=fs), reported[name]))
+            manager.register_checkpoint(ray_compat.training_result(Checkpoint(f"{trial_dir}/{name}", filesystem=fs), reported[name]))
     if on_storage:  # the trial's next checkpoint must not land on one of these
         trial.storage.current_checkpoint_index = max(trial.storage.current_checkpoint_index, int(on_storage[-1].split("_")[1]))
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from dltune import schema, storage
+from dltune import ray_compat, schema, storage
 from dltune.config import Config
 from dltune.data import DataSpec
 from dltune.hpo.trial import WORKER_RESTARTS, trial_config
@@ -71,8 +71,7 @@ def trial_id_of(trial_path: str) -> str:
 def trial_rows(grid: Any, metric: str, mode: str, max_epochs: int, budget_hit: bool) -> list[TrialRow]:
     """One row per trial, whatever became of it."""
     rows = []
-    # ResultGrid keeps Ray's Trial objects (with their retry counts) only privately; same order as its results.
-    for trial, result in zip(grid._experiment_analysis.trials, grid):
+    for trial, result in zip(ray_compat.grid_trials(grid), grid):  # the Trial objects hold the retry counts
         df = result.metrics_dataframe
         values = df[metric].dropna().tolist() if df is not None and metric in df else []
         best = (max(values) if mode == "max" else min(values)) if values else None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import os
 import queue
-import sys
 import tempfile
 import threading
 import uuid
@@ -26,7 +25,7 @@ from dltune.launch.user_code import UserCode
 from dltune.train import checkpoint
 from dltune.train.loop import train_loop
 from dltune.train.session import Session
-from dltune.train.threads import trial_threads
+from dltune.train.threads import cap_worker_threads, trial_threads
 
 FORWARD_POLL_S = 0.5
 TRAIN_RUNS = "train_runs"  # Ray Train's own copies of multi-worker trials' checkpoints, inside the experiment
@@ -70,21 +69,10 @@ class TuneSession(Session):
             ray.tune.report(metrics, checkpoint=ray.tune.Checkpoint.from_directory(tmp))
 
 
-def cap_threads(threads: int) -> None:
-    """Don't let each trial grab every core: torch's threads now, or, before anything imported
-    torch (a plain objective may never do so), the OMP_NUM_THREADS torch reads at import.
-    A Ray worker process of ours, so the setting may stay."""
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(threads)
-    else:
-        os.environ["OMP_NUM_THREADS"] = str(threads)
-
-
 def single_worker_trial(config: dict[str, Any], base: dict[str, Any], code: UserCode) -> None:
     fn = code.load()
     cfg = trial_config(base, config)
-    cap_threads(trial_threads(cfg))
+    cap_worker_threads(trial_threads(cfg))
     in_worker(lambda: train_loop(cfg, TuneSession(cfg), fn))
 
 

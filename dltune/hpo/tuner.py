@@ -110,12 +110,14 @@ def run_search(cfg: Config, resume: bool = False, overwrite: bool = False, verbo
     cfg = preflight(cfg, fn, trial_fn)
     exp_dir = experiment_dir(cfg)
     prepare_experiment_dir(exp_dir, resume, overwrite)
-    work = tempfile.mkdtemp(prefix="dltune-tune-")
+    remote = storage.is_remote(exp_dir)
+    work = tempfile.mkdtemp(prefix="dltune-tune-") if remote else exp_dir  # a remote search's files, uploaded at its end
     try:
-        with ray_logs.routed_to(os.path.join(work if storage.is_remote(exp_dir) else exp_dir, ray_logs.RAY_LOG)):
+        with ray_logs.routed_to(os.path.join(work, ray_logs.RAY_LOG)):
             out = _search(cfg, resume, verbose, trial_fn, fn, exp_dir, work)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if remote:
+            shutil.rmtree(work, ignore_errors=True)
     if out.summary["status"] == "failed":
         raise RunFailed(storage.redact(out.summary["failures"]), out)
     return out
@@ -138,7 +140,7 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
     base = schema.to_mapping(cfg)
     if algorithms.uses_checkpoint_exploits(plan.choice):
         base["train"]["checkpoint_every"] = 1  # an exploit copies the latest checkpoint: keep one every epoch
-    tb_local = os.path.join(work, "tensorboard") if storage.is_remote(exp_dir) else storage.join(exp_dir, "tensorboard")
+    tb_local = os.path.join(work, "tensorboard")
     monitor = SearchMonitor(cfg.tune.metric, cfg.tune.mode, tb_local, cfg.tune.time_budget_s, plan.num_trials, verbose)
     storage_path, fs = _storage(cfg.output.dir)
     run_config = RunConfig(
@@ -184,7 +186,7 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
                 print(f"resume: removed {name}, a trial the killed driver had started after its last saved state, which ran again", flush=True)
     elapsed = time.time() - started
     budget_hit = bool(cfg.tune.time_budget_s) and elapsed >= cfg.tune.time_budget_s
-    out = write_outputs(cfg, plan, grid, exp_dir, base, elapsed, budget_hit, verbose)
+    out = write_outputs(cfg, plan, grid, exp_dir, base, elapsed, budget_hit, verbose, os.path.isdir(tb_local))
     discard_train_runs(storage.join(exp_dir, TRAIN_RUNS))
     if storage.is_remote(exp_dir):
         storage.upload_dir(work, exp_dir)
@@ -192,15 +194,18 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
 
 
 def failure_line(rows: list[results.TrialRow]) -> str:
-    """'3 of 12 trials failed: <the most common cause>' (causes as results.csv names them)."""
+    """'12 of 12 trials failed: <the most common cause>', or where some finished, '3 of 12 trials
+    failed: <the first one's cause>' (causes as results.csv names them)."""
     errors = [r.error for r in rows if r.stop_reason == "error"]
     if not errors:
         return "no trial ran (the time budget ended before the first one started?)"
-    common = max(set(errors), key=errors.count)
-    return f"{len(errors)} of {len(rows)} trials failed: {common}"
+    cause = max(set(errors), key=errors.count) if len(errors) == len(rows) else errors[0]
+    return f"{len(errors)} of {len(rows)} trials failed: {cause}"
 
 
-def write_outputs(cfg: Config, plan: SearchPlan, grid: Any, exp_dir: str, base: dict[str, Any], elapsed: float, budget_hit: bool, verbose: bool) -> TuneResult:
+def write_outputs(cfg: Config, plan: SearchPlan, grid: Any, exp_dir: str, base: dict[str, Any], elapsed: float, budget_hit: bool, verbose: bool,
+                  tensorboard: bool) -> TuneResult:
+    """results.csv, best_config.yaml, best_model/ and summary.json; ``tensorboard``: some trial reported, so there are runs."""
     t = cfg.tune
     keys = [p.key for p in plan.params]
     rows = results.trial_rows(grid, t.metric, t.mode, cfg.train.epochs, budget_hit)
@@ -239,7 +244,8 @@ def write_outputs(cfg: Config, plan: SearchPlan, grid: Any, exp_dir: str, base: 
         if ranked:
             print(f"\ntop {min(t.top_k, len(ranked))} of {len(rows)} trials by {t.metric} ({t.mode}):")
             print(results.table(ranked, keys, t.metric, t.top_k))
-        written = ["results.csv", *(["best_config.yaml"] if best_cfg is not None else []), *(["best_model/"] if exported.get("state_dict") else []), "tensorboard/", "summary.json"]
+        written = ["results.csv", *(["best_config.yaml"] if best_cfg is not None else []), *(["best_model/"] if exported.get("state_dict") else []),
+                   *(["tensorboard/"] if tensorboard else []), "summary.json"]
         print(f"\noutputs: {storage.redact(exp_dir)} ({', '.join(written)})")
         if best_cfg is not None:
             print(f"train the best config: dltune train {storage.redact(storage.join(exp_dir, 'best_config.yaml'))}")

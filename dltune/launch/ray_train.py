@@ -7,7 +7,7 @@ import socket
 import tempfile
 from typing import TYPE_CHECKING, Any
 
-from dltune import ray_logs, schema, storage
+from dltune import ray_compat, ray_logs, schema, storage
 from dltune.config import Config, absolute_paths, from_dict, reserved_cpus
 from dltune.errors import UserError
 from dltune.launch.ray_errors import in_worker, raise_root_cause
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 CHECKPOINT_FILE = "state.pt"
 HEAD_AVOIDING_RESOURCE = "worker_node"
-GCS_PORT_VARIABLE = "RAY_GCS_SERVER_PORT"  # read by Ray when it starts a head node
 
 
 def init_ray(num_cpus: int, num_gpus: int | None, **init_options: Any) -> bool:
@@ -48,34 +47,26 @@ def init_ray(num_cpus: int, num_gpus: int | None, **init_options: Any) -> bool:
 
 def connect_ray(address: str, **init_options: Any) -> None:
     import ray
-    from ray._private.services import canonicalize_bootstrap_address_or_die
 
     if address.startswith("ray://"):  # Ray Client: the cluster side knows its own address
         ray.init(address=address, **init_options)
         return
-    gcs = canonicalize_bootstrap_address_or_die(address)
+    gcs = ray_compat.gcs_address(address)
     ray.init(address=address, runtime_env={"env_vars": {"RAY_ADDRESS": gcs}}, **init_options)
 
 
 def start_local_ray(**init_options: Any) -> None:
     """Start a local Ray on a GCS port chosen here, so its address can go to every worker."""
     import ray
-    from ray._private.services import get_node_ip_address
+    import ray.util
 
-    ip = get_node_ip_address()
+    ip = ray.util.get_node_ip_address()
     with socket.socket() as probe:
         probe.bind((ip, 0))
         port = probe.getsockname()[1]
-    previous = os.environ.get(GCS_PORT_VARIABLE)
-    os.environ[GCS_PORT_VARIABLE] = str(port)
-    try:
+    with ray_compat.head_gcs_port(port):
         ray.init(runtime_env={"env_vars": {"RAY_ADDRESS": f"{ip}:{port}"}},
                  **{"include_dashboard": True, "dashboard_host": "127.0.0.1", **init_options})
-    finally:
-        if previous is None:
-            del os.environ[GCS_PORT_VARIABLE]
-        else:
-            os.environ[GCS_PORT_VARIABLE] = previous
 
 
 def worker_resources(cfg: Config) -> dict[str, float]:
@@ -129,6 +120,9 @@ class RayTrainSession(Session):
     def finish(self, summary: dict[str, Any]) -> None:
         self.writer.finish(summary)
 
+    def close(self) -> None:
+        self.writer.close()
+
 
 def load_ray_checkpoint(ckpt: Any, map_location: str = "cpu") -> dict[str, Any]:
     """The training state inside a Ray (Train or Tune) checkpoint."""
@@ -144,11 +138,8 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     resume = loop_config["resume"] or ray.train.get_checkpoint() is not None  # a restarted group continues the same directory
     writer = LocalSession(cfg, rank, resume, loop_config["verbose"]) if rank == 0 else Session(cfg, rank, resume)
     fn = loop_config["code"].load()
-    # Ray Train logs each report at INFO through a logger named by file path, which no
-    # LoggingConfig reaches; Python's default root level keeps such lines off the console.
-    # A worker process of Ray Train's, run for this job only, so the setting may stay.
-    logging.getLogger().setLevel(logging.WARNING)
-    ray_logs.train_errors_off_the_console()
+    exp_dir = experiment_dir(cfg)
+    ray_logs.train_worker_lines(os.path.join(exp_dir, ray_logs.RAY_LOG) if rank == 0 and not storage.is_remote(exp_dir) else None)
     in_worker(lambda: train_loop(cfg, RayTrainSession(cfg, rank, writer), fn))
 
 

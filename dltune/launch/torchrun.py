@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 
+from dltune.command import run_guarded, split_overrides
 from dltune.config import Config
 from dltune.launch.user_code import UserCode
 
@@ -28,8 +29,6 @@ def run_torchrun(cfg: Config, config_path: str, overrides: list[str], resume: bo
 
 
 def main(argv: list[str] | None = None) -> int:
-    from dltune.cli import run_guarded
-
     parser = argparse.ArgumentParser(prog="dltune.launch.torchrun", description="one rank of a torchrun job")
     parser.add_argument("--config", required=True)
     parser.add_argument("--resume", action="store_true")
@@ -40,7 +39,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(args: argparse.Namespace, overrides: list[str]) -> int:
-    from dltune.cli import split_overrides
     from dltune.config import load_config
     from dltune.launch.local import run_local
 

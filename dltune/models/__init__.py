@@ -21,7 +21,7 @@ def _registry() -> dict[str, Factory]:
 
 def build_model(cfg: ModelConfig, spec: DataSpec) -> nn.Module:
     if cfg.target:
-        factory = plugins.resolve_callable("model.target", cfg.target, 2, "a model.target is called as function(model_cfg, data_spec)")
+        factory = plugins.resolve_function("model.target", cfg.target)
     else:
         factory = _registry()[cfg.name]
     model = factory(cfg, spec)

@@ -44,7 +44,7 @@ def load_datasets(cfg: Config, ctx: RunContext) -> Datasets:
 def load_loss(cfg: Config, task: str) -> LossFn:
     if not cfg.train.loss:
         return lambda output, target: task_loss(task, output, target)  # type: ignore[arg-type]
-    return plugins.resolve_callable("train.loss", cfg.train.loss, 2, "a train.loss is called as loss(output, target)")
+    return plugins.resolve_function("train.loss", cfg.train.loss)
 
 
 @dataclass

@@ -33,7 +33,7 @@ def wants_cuda(cfg: Config) -> bool:
 
 def no_gpu(cfg: Config) -> ConfigError:
     key = "train.device" if cfg.train.device == "cuda" else "scaling.use_gpu"
-    return ConfigError(f"{key}: a GPU was requested but torch sees no CUDA device")
+    return ConfigError(f"{key}: needs a GPU; none found (set scaling.use_gpu=false or train.device=cpu)")
 
 
 def pick_device(cfg: Config, local_rank: int) -> str:

@@ -18,7 +18,6 @@ from dltune.train.session import Session
 
 TrainFn = Callable[[RunContext], Any]
 BUILTIN = "dltune.train.builtin:train"  # imported only when used: it needs torch, a train.fn may not
-ARITY_HINT = "a train.fn takes one argument, the run context"
 
 
 def resolve_train_fn(cfg: Config, fn: TrainFn | None = None) -> TrainFn:
@@ -26,9 +25,9 @@ def resolve_train_fn(cfg: Config, fn: TrainFn | None = None) -> TrainFn:
     if fn is not None:
         if not callable(fn):
             raise TypeError(f"fn: expected a function taking the run context, got {type(fn).__name__}")
-        plugins.check_arity("train.fn", fn, 1, ARITY_HINT)
+        plugins.check_arity("train.fn", fn, *plugins.FUNCTIONS["train.fn"])
         return fn
-    return plugins.resolve_callable("train.fn", cfg.train.fn or BUILTIN, 1, ARITY_HINT)
+    return plugins.resolve_function("train.fn", cfg.train.fn or BUILTIN)
 
 
 def train_loop(cfg: Config, session: Session, fn: TrainFn | None = None) -> dict[str, Any]:
@@ -51,4 +50,5 @@ def train_loop(cfg: Config, session: Session, fn: TrainFn | None = None) -> dict
         session.finish(summary)
         return {**summary, "final_metrics": ctx.last_metrics}
     finally:
+        session.close()
         dist.teardown(info)

@@ -96,6 +96,9 @@ class Session:
     def finish(self, summary: dict[str, Any]) -> None:
         """The training function returned: write summary.json."""
 
+    def close(self) -> None:
+        """After the training function, whether it returned or raised: let go of what the session holds."""
+
 
 class LocalSession(Session):
     """Rank 0's writer of the experiment directory (local, NFS, HDFS or S3)."""
@@ -149,7 +152,7 @@ class LocalSession(Session):
     def report(self, metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
         epoch = int(metrics["epoch"])
         if state is not None:
-            self._save_checkpoint(state, epoch)
+            self._save_epoch(state, epoch)
         for key, value in metrics.items():
             if key != "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool):
                 self.writer.add_scalar(key, value, epoch)
@@ -159,7 +162,7 @@ class LocalSession(Session):
         self._sync()
         self.progress.epoch(metrics, self.cfg.train.epochs)
 
-    def _save_checkpoint(self, state: dict[str, Any], epoch: int) -> None:
+    def _save_epoch(self, state: dict[str, Any], epoch: int) -> None:
         data = checkpoint.to_bytes(state)
         storage.write_bytes(checkpoint.checkpoint_path(self.checkpoint_dir, epoch), data)
         self.checkpoints += 1
@@ -182,7 +185,11 @@ class LocalSession(Session):
                    "exported": self.exported or kept, "experiment_dir": storage.redact(self.exp_dir)}
         self._write_text(SUMMARY, json.dumps(summary, indent=2, default=str) + "\n")
         self.progress.done(summary, ["metrics.jsonl", "tensorboard/", *(["checkpoints/"] if kept else []), *(["model/"] if self.exported else []), "summary.json"])
-        if self.remote:
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.remote:  # the local copies of a remote run's files, on error too
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
 

@@ -27,6 +27,17 @@ def trial_threads(cfg: Config) -> int:
     return max(1, int(reserved_cpus(cfg.scaling)))
 
 
+def cap_worker_threads(threads: int) -> None:
+    """In a worker process of ours (a Tune trial's), for its life: torch's threads now, or, before
+    anything imported torch (a plain objective may never do so), the OMP_NUM_THREADS torch
+    reads at import. Concurrent trials then share the cores instead of each taking all."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
 @contextlib.contextmanager
 def torch_threads(threads: int) -> Iterator[None]:
     """torch's intra-op threads set for the duration, then put back (a call leaves no trace)."""
