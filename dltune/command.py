@@ -19,7 +19,6 @@ def split_overrides(items: list[str]) -> list[str]:
     return items
 
 
-
 def run_guarded(body: Callable[[], int], debug: bool) -> int:
     """Run ``body``; turn errors into one redacted line and an exit code (2 input, 1 failure)."""
     try:

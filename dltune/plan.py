@@ -41,7 +41,7 @@ def _builtin_rows(cfg: Config) -> list[tuple[str, str]]:
 
 def describe_plan(config_path: str, overrides: list[str]) -> str:
     cfg = load_config(config_path, overrides)
-    check_run(cfg)
+    check_run(cfg, search=bool(cfg.tune.space))  # with a space, check what `dltune tune` would refuse
     world = 1 if cfg.scaling.launcher == "local" else cfg.scaling.num_workers
     device = planned_device(cfg)
     precision = cfg.train.precision if cfg.train.precision != "auto" else ("bf16" if device == "cuda" else "fp32")

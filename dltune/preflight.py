@@ -33,11 +33,20 @@ def check_gpus(cfg: Config, on_ray: bool) -> None:
 
         if not torch.cuda.is_available():
             raise dist.no_gpu(cfg)
-        # The ray launcher's local Ray gets the GPUs its workers reserve: no more than there are.
-        needed = math.ceil(cfg.scaling.num_workers * cfg.scaling.gpus_per_worker) if cfg.scaling.launcher == "ray" else 0
-        if needed > torch.cuda.device_count():
+        needed = gpus_for_workers(cfg.scaling.num_workers, cfg.scaling.gpus_per_worker) if cfg.scaling.launcher == "ray" else 0
+        if needed > torch.cuda.device_count():  # the ray launcher's local Ray gets these GPUs: no more than there are
             raise ConfigError(f"scaling.num_workers: {cfg.scaling.num_workers} workers x scaling.gpus_per_worker={cfg.scaling.gpus_per_worker:g} need {needed} GPUs; "
                               f"this machine has {torch.cuda.device_count()}")
+
+
+def gpus_for_workers(workers: int, per_worker: float) -> int:
+    """Whole GPUs that ``workers`` reservations of ``per_worker`` each need: a fraction packs only
+    whole workers onto one GPU (5 x 0.4 needs 3, not 2)."""
+    if per_worker <= 0:
+        return 0
+    if per_worker >= 1:
+        return workers * math.ceil(per_worker)
+    return math.ceil(workers / math.floor(1 / per_worker + 1e-9))
 
 
 def check_metric(cfg: Config) -> None:

@@ -11,7 +11,7 @@ import importlib.util
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from dltune import storage
 
@@ -25,17 +25,12 @@ def _terminal(handler: logging.Handler) -> bool:
     return isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
 
 
-def _below_error(record: logging.LogRecord) -> bool:
-    return record.levelno < logging.ERROR
-
-
-def _warning_or_above(record: logging.LogRecord) -> bool:
+def _on_worker_console(record: logging.LogRecord) -> bool:
+    """Ray Train's own lines up to WARNING (its ERROR is a failed training function, which the
+    driver reports), everyone else's from WARNING up."""
+    if record.name == "ray.train" or record.name.startswith("ray.train."):
+        return record.levelno < logging.ERROR
     return record.levelno >= logging.WARNING
-
-
-def _add_filter(handler: logging.Handler, check: Callable[[logging.LogRecord], bool]) -> None:
-    if check not in handler.filters:
-        handler.addFilter(check)
 
 
 def train_worker_lines(log_path: str | None) -> None:
@@ -48,10 +43,9 @@ def train_worker_lines(log_path: str | None) -> None:
     ``log_path`` (rank 0 of a run on a local or shared file system): those lines go there.
     Ray's session log files still get every record."""
     train, root = logging.getLogger("ray.train"), logging.getLogger()
-    for handler in filter(_terminal, train.handlers):
-        _add_filter(handler, _below_error)
-    for handler in filter(_terminal, root.handlers):
-        _add_filter(handler, _warning_or_above)
+    for handler in filter(_terminal, {*train.handlers, *root.handlers}):  # Ray Train gives both one console handler
+        if _on_worker_console not in handler.filters:
+            handler.addFilter(_on_worker_console)
     if log_path is None or any(isinstance(h, logging.FileHandler) and h.baseFilename == os.path.abspath(log_path) for h in root.handlers):
         return
     handler = logging.FileHandler(log_path)

@@ -38,5 +38,7 @@ def test_a_later_file_with_a_purge_step_hides_what_an_earlier_one_logged_from_th
     second = EventFile(str(tmp_path / "t1"), purge_step=2)  # same second, same process: still sorts after the first
     for step in (2, 3):
         second.scalars(step, {"val_acc": 0.5 + step / 10})
+    first.close()
+    second.close()
     acc = _reload(tmp_path / "t1")
     assert [(e.step, round(e.value, 3)) for e in acc.Scalars("val_acc")] == [(1, 0.1), (2, 0.7), (3, 0.8)]

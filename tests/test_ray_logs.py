@@ -31,14 +31,15 @@ def test_a_train_workers_console_keeps_warnings_and_rank_0s_file_gets_the_rest(t
 
     train, root = logging.getLogger("ray.train"), logging.getLogger()
     saved = (list(train.handlers), train.propagate, list(root.handlers), root.level)
-    train_console, root_console = logging.StreamHandler(io.StringIO()), logging.StreamHandler(io.StringIO())
-    train.handlers, train.propagate, root.handlers = [train_console], False, [root_console]  # as Ray Train sets up a worker
+    console = logging.StreamHandler(io.StringIO())
+    train.handlers, train.propagate, root.handlers = [console], False, [console]  # as Ray Train sets up a worker: one handler for both
     root.setLevel(logging.INFO)
     try:
         ray_logs.train_worker_lines(str(tmp_path / "ray.log"))
         ray_logs.train_worker_lines(str(tmp_path / "ray.log"))  # once is enough: a second call adds nothing
         logging.getLogger("/site-packages/ray/train/v2/_internal/execution/context.py").info("Reporting training result 1")
         logging.getLogger("user").warning("the user's warning")
+        logging.getLogger("user").error("the user's error")
         train.warning("a warning of Ray Train's")
         train.error("Error in training function: Traceback ...")
     finally:
@@ -46,8 +47,7 @@ def test_a_train_workers_console_keeps_warnings_and_rank_0s_file_gets_the_rest(t
         file.close()
         train.handlers, train.propagate, root.handlers = saved[0], saved[1], saved[2]
         root.setLevel(saved[3])
-    assert root_console.stream.getvalue() == "the user's warning\n" and len(root_console.filters) == 1
-    assert train_console.stream.getvalue() == "a warning of Ray Train's\n" and len(train_console.filters) == 1
+    assert console.stream.getvalue() == "the user's warning\nthe user's error\na warning of Ray Train's\n" and len(console.filters) == 1
     logged = (tmp_path / "ray.log").read_text()
-    for line in ("Reporting training result 1", "the user's warning", "a warning of Ray Train's", "Error in training function: Traceback"):
+    for line in ("Reporting training result 1", "the user's warning", "the user's error", "a warning of Ray Train's", "Error in training function: Traceback"):
         assert logged.count(line) == 1, line

@@ -155,12 +155,25 @@ def test_the_cause_dug_out_of_rays_wrappers_is_raised_chained_to_them_for_debug(
     from dltune.errors import DataError
     from dltune.launch.ray_errors import raise_root_cause
 
+    class WorkerGroupError(RuntimeError):  # Ray Train's shape: the workers' exceptions in a dict
+        def __init__(self, failures: dict[int, BaseException]) -> None:
+            super().__init__("Training failed due to worker errors: Traceback ... data_batch_2")
+            self.worker_failures = failures
+
     cause = DataError("not a CIFAR-10 python batch: data_batch_2")
-    wrapper = RuntimeError("Training failed due to worker errors: Traceback ... data_batch_2")
-    wrapper.__cause__ = cause
+    wrapper = WorkerGroupError({0: cause})
     with pytest.raises(DataError) as raised:
         raise_root_cause(wrapper)
     assert raised.value is cause and raised.value.__cause__ is wrapper  # --debug prints Ray's text with the worker's traceback
+
+    inner = OSError("disk gone")
+    below = DataError("cannot read data_batch_2")
+    below.__cause__ = inner
+    above = RuntimeError("wrapped")
+    above.__cause__ = below  # the cause already sits in the chain: raised as it is, with no loop back up
+    with pytest.raises(DataError) as raised:
+        raise_root_cause(above)
+    assert raised.value is below and raised.value.__cause__ is inner and inner.__cause__ is None
 
 
 @pytest.mark.slow
@@ -204,3 +217,6 @@ def test_the_ray_launcher_may_not_reserve_more_gpus_than_the_machine_has(monkeyp
         check_gpus(cfg, on_ray=True)
     check_gpus(load_config("configs/quickstart.yaml", ["scaling.launcher=ray", "scaling.use_gpu=true", "scaling.num_workers=2",
                                                        "scaling.gpus_per_worker=0.5"]), on_ray=True)  # two workers share the one GPU
+    from dltune.preflight import gpus_for_workers
+
+    assert [gpus_for_workers(5, 0.4), gpus_for_workers(4, 0.5), gpus_for_workers(3, 1), gpus_for_workers(2, 1.5), gpus_for_workers(10, 0.1)] == [3, 2, 3, 4, 1]

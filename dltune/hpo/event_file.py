@@ -25,12 +25,16 @@ class EventFile:
         """A new event file in ``run_dir``. ``purge_step``: TensorBoard hides what earlier files
         of the run logged from this step on (a trial a new driver goes on with)."""
         os.makedirs(run_dir, exist_ok=True)
-        name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_opened)}"
+        name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_opened):06d}"
         self._records = RecordWriter(open(os.path.join(run_dir, name), "wb"))
-        self._write(Event(wall_time=time.time(), file_version="brain.Event:2"))
-        if purge_step is not None:
-            self._write(Event(wall_time=time.time(), step=purge_step, session_log=SessionLog(status=SessionLog.START)))
-        self._records.flush()
+        try:
+            self._write(Event(wall_time=time.time(), file_version="brain.Event:2"))
+            if purge_step is not None:
+                self._write(Event(wall_time=time.time(), step=purge_step, session_log=SessionLog(status=SessionLog.START)))
+            self._records.flush()
+        except BaseException:
+            self._records.close()
+            raise
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
         summary = Summary(value=[Summary.Value(tag=tag, simple_value=value) for tag, value in values.items()])

@@ -69,6 +69,9 @@ class SearchMonitor(Callback):
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         for trial in trials:
             self._close(trial)
+        for run in self.runs.values():  # a run whose trial Tune no longer lists
+            run.close()
+        self.runs.clear()
         self._line(trials, force=True)
         if self.live:
             self.out.write("\n")

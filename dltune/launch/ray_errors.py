@@ -43,9 +43,24 @@ def raise_root_cause(exc: BaseException) -> None:
     """Re-raise the real cause of a Ray failure (or ``exc`` itself when none is found), chained
     to Ray's exception: its text holds the worker's traceback (what --debug shows)."""
     cause = root_cause(exc)
-    if cause is None:
+    if cause is None or cause is exc:
         raise exc
-    raise cause from exc
+    # Found through exc's own chain, cause already sits below it: keep its own cause, no loop.
+    raise cause from (cause.__cause__ if _in_chain(exc, cause) else exc)
+
+
+def _in_chain(exc: BaseException, cause: BaseException) -> bool:
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc.__cause__, exc.__context__]
+    while todo:
+        err = todo.pop()
+        if err is None or id(err) in seen:
+            continue
+        if err is cause:
+            return True
+        seen.add(id(err))
+        todo += [err.__cause__, err.__context__]
+    return False
 
 
 def in_worker(body: Callable[[], Any]) -> Any:

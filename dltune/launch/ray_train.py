@@ -135,11 +135,11 @@ def train_worker(loop_config: dict[str, Any]) -> None:
 
     cfg = from_dict(loop_config["config"])
     rank = ray.train.get_context().get_world_rank()
+    exp_dir = experiment_dir(cfg)
+    ray_logs.train_worker_lines(os.path.join(exp_dir, ray_logs.RAY_LOG) if rank == 0 and not storage.is_remote(exp_dir) else None)
     resume = loop_config["resume"] or ray.train.get_checkpoint() is not None  # a restarted group continues the same directory
     writer = LocalSession(cfg, rank, resume, loop_config["verbose"]) if rank == 0 else Session(cfg, rank, resume)
     fn = loop_config["code"].load()
-    exp_dir = experiment_dir(cfg)
-    ray_logs.train_worker_lines(os.path.join(exp_dir, ray_logs.RAY_LOG) if rank == 0 and not storage.is_remote(exp_dir) else None)
     in_worker(lambda: train_loop(cfg, RayTrainSession(cfg, rank, writer), fn))
 
 

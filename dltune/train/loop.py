@@ -32,9 +32,10 @@ def resolve_train_fn(cfg: Config, fn: TrainFn | None = None) -> TrainFn:
 
 def train_loop(cfg: Config, session: Session, fn: TrainFn | None = None) -> dict[str, Any]:
     """Train ``cfg`` from scratch or from the session's checkpoint; returns the run summary."""
-    train_fn = resolve_train_fn(cfg, fn)
-    info = dist.setup(cfg)
+    info = None
     try:
+        train_fn = resolve_train_fn(cfg, fn)
+        info = dist.setup(cfg)
         ctx = RunContext(cfg, session, info, session.resume_state(info.device))
         session.start(ctx.epoch)
         name = plugins.import_path_of(train_fn)
@@ -50,5 +51,8 @@ def train_loop(cfg: Config, session: Session, fn: TrainFn | None = None) -> dict
         session.finish(summary)
         return {**summary, "final_metrics": ctx.last_metrics}
     finally:
-        session.close()
-        dist.teardown(info)
+        try:
+            session.close()
+        finally:
+            if info is not None:
+                dist.teardown(info)
