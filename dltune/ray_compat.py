@@ -9,6 +9,10 @@ Each private name below, and why there is no public way (Ray 2.60):
   from. Tune offers no way to point a trial at another checkpoint: a PBT exploit hands over
   the donor's, which the donor then deletes, and a resumed experiment's saved state can name
   checkpoints older than the trial's newest, or deleted ones.
+- ``JsonLoggerCallback._restore_from_remote``: Ray's JSON logger copies a trial's
+  result.json back from storage whenever the trial (re)starts from a checkpoint; that copy
+  is only as new as the last experiment sync, so a PBT pause overwrote the lines logged
+  since. No setting turns the copy off (see result_json_logger).
 - ``ResultGrid._experiment_analysis.trials``: the Trial objects behind the results, the only
   place a trial's retry count (``num_failures``) is kept.
 - ``ray._private.services.canonicalize_bootstrap_address_or_die`` and the
@@ -20,6 +24,7 @@ Each private name below, and why there is no public way (Ray 2.60):
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -75,6 +80,25 @@ def forget_checkpoints(trial: Any) -> None:
     manager._checkpoint_results, manager._latest_checkpoint_result = [], None
 
 
+@functools.cache
+def _result_json_logger_class() -> type:
+    from ray.tune.logger import JsonLoggerCallback
+
+    class ResultJsonLogger(JsonLoggerCallback):
+        def _restore_from_remote(self, file_name: str, trial: Any) -> None:
+            if not os.path.exists(os.path.join(trial.local_path, file_name)):
+                super()._restore_from_remote(file_name, trial)
+
+    return ResultJsonLogger
+
+
+def result_json_logger() -> Any:
+    """Ray's JSON result logger, fetching a trial's result.json from storage only when this
+    driver has no copy of its own (a resumed experiment), so each file stays whole across
+    PBT pauses and trial retries."""
+    return _result_json_logger_class()()
+
+
 def grid_trials(grid: Any) -> list[Any]:
     """The Trial objects of a ResultGrid, in the order of its results."""
     return grid._experiment_analysis.trials
@@ -108,6 +132,7 @@ def missing() -> list[str]:
     from ray.train import CheckpointConfig
     from ray.train._internal.checkpoint_manager import _CheckpointManager
     from ray.tune import ResultGrid
+    from ray.tune.logger import JsonLoggerCallback
 
     gone = []
     for module, name in (("ray.tune.execution.class_cache", "ENV_VARS_TO_PROPAGATE"), ("ray.train._internal.session", "_TrainingResult"),
@@ -119,6 +144,8 @@ def missing() -> list[str]:
     manager = _CheckpointManager(CheckpointConfig())
     gone += [f"ray.train._internal.checkpoint_manager._CheckpointManager: {name}"
              for name in ("_latest_checkpoint_result", "_checkpoint_results") if not hasattr(manager, name)]
+    if not callable(getattr(JsonLoggerCallback, "_restore_from_remote", None)):
+        gone.append("ray.tune.logger.JsonLoggerCallback: _restore_from_remote")
     if getattr(getattr(ResultGrid(_NoTrials()), "_experiment_analysis", None), "trials", None) != []:
         gone.append("ray.tune.ResultGrid: _experiment_analysis.trials")
     return gone

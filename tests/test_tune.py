@@ -143,14 +143,14 @@ def _trial_with_checkpoint(storage_dir: Path, experiment: str, checkpoint_dir: P
 
 
 def test_restarted_trial_keeps_result_lines_logged_since_last_sync(ray_cluster, tmp_path: Path) -> None:
-    from dltune.hpo.trial_logs import ResultJsonLogger
+    from dltune.ray_compat import result_json_logger
 
     def epochs(path: str) -> list[int]:
         with open(os.path.join(path, "result.json")) as f:
             return [json.loads(line)["epoch"] for line in f]
 
     # the driver logs epochs 1-3, storage was last synced after epoch 1, then PBT pauses and restarts the trial
-    trial, logger = _trial_with_checkpoint(tmp_path / "storage", "pause", tmp_path), ResultJsonLogger()
+    trial, logger = _trial_with_checkpoint(tmp_path / "storage", "pause", tmp_path), result_json_logger()
     logger.log_trial_start(trial)
     logger.log_trial_result(1, trial, {"epoch": 1})
     logger._trial_files[trial].flush()
@@ -163,7 +163,7 @@ def test_restarted_trial_keeps_result_lines_logged_since_last_sync(ray_cluster, 
     assert epochs(trial.local_path) == [1, 2, 3, 4]
 
     # a resumed experiment's driver has no copy of its own: it continues the one in storage
-    resumed, logger = _trial_with_checkpoint(tmp_path / "storage", "resumed", tmp_path), ResultJsonLogger()
+    resumed, logger = _trial_with_checkpoint(tmp_path / "storage", "resumed", tmp_path), result_json_logger()
     with open(os.path.join(resumed.storage.trial_fs_path, "result.json"), "w") as f:
         f.write('{"epoch": 1}\n')
     logger.log_trial_start(resumed)

@@ -17,17 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dltune import ray_logs, schema, storage
+from dltune import ray_compat, ray_logs, schema, storage
 from dltune.config import Config
 from dltune.errors import RunFailed, UserError
 from dltune.hpo import algorithms, experiment_state, results
 from dltune.hpo.monitor import SearchMonitor
 from dltune.hpo.search_plan import SearchPlan, local_cluster_resources, make_plan, preflight
 from dltune.hpo.trial import TRAIN_RUNS, discard_train_runs, multi_worker_trial, single_worker_trial
-from dltune.hpo.trial_logs import ResultJsonLogger
 from dltune.launch.ray_train import HEAD_AVOIDING_RESOURCE, init_ray
 from dltune.launch.user_code import UserCode
-from dltune.ray_compat import trials_without_driver_secrets
 from dltune.space import undefined_params
 from dltune.train.loop import TrainFn
 from dltune.train.session import experiment_dir, prepare_experiment_dir
@@ -147,7 +145,7 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
         name=cfg.output.experiment,
         storage_path=storage_path,
         storage_filesystem=fs,
-        callbacks=[monitor, ResultJsonLogger(), CSVLoggerCallback(), experiment_state.ExperimentStateGuard(exp_dir, verbose)],
+        callbacks=[monitor, ray_compat.result_json_logger(), CSVLoggerCallback(), experiment_state.ExperimentStateGuard(exp_dir, verbose)],
         verbose=0,
         failure_config=FailureConfig(max_failures=cfg.tune.max_failures),
         checkpoint_config=checkpoint_policy(cfg, plan),
@@ -178,7 +176,7 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
             ),
             run_config=run_config,
         )
-    with trials_without_driver_secrets():
+    with ray_compat.trials_without_driver_secrets():
         grid = tuner.fit()
     if resume:
         for name in experiment_state.remove_abandoned_trial_dirs(exp_dir, [r.path for r in grid]):
