@@ -25,6 +25,12 @@ def _terminal(handler: logging.Handler) -> bool:
     return isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
 
 
+def _file_handler(path: str) -> logging.FileHandler:
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    return handler
+
+
 def _on_worker_console(record: logging.LogRecord) -> bool:
     """Ray Train's own lines up to WARNING (its ERROR is a failed training function, which the
     driver reports), everyone else's from WARNING up."""
@@ -48,8 +54,7 @@ def train_worker_lines(log_path: str | None) -> None:
             handler.addFilter(_on_worker_console)
     if log_path is None or any(isinstance(h, logging.FileHandler) and h.baseFilename == os.path.abspath(log_path) for h in root.handlers):
         return
-    handler = logging.FileHandler(log_path)
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler = _file_handler(log_path)
     handler.setLevel(logging.INFO)
     for logger in (train, root):
         logger.addHandler(handler)
@@ -68,8 +73,7 @@ def routed_to(log_path: str) -> Iterator[None]:
 
         optuna.logging.get_logger("optuna")
     os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
-    handler = logging.FileHandler(log_path)
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler = _file_handler(log_path)
     saved = []
     for name in LOGGERS:
         logger = logging.getLogger(name)
