@@ -125,7 +125,7 @@ class TuneConfig:
     low_cost: dict[str, Any] = option({}, help="blendsearch/cfo: partial config known to be cheap, where the search starts")
     scheduler: str = option("auto", help="trial scheduler by name (docs/tuning.md), or 'package.module:Class' of a Ray Tune TrialScheduler; auto: chosen with the searcher when searcher=auto, else fifo (bohb: its HyperBand)")
     scheduler_kwargs: dict[str, Any] = option({}, help="keyword arguments for the scheduler, over dltune's own (time_attr, max_t, ...)")
-    grace_period: int = option(1, help="asha/hyperband/median: epochs before a trial may be stopped", min=1)
+    grace_period: int = option(1, help="asha/median: epochs before a trial may be stopped", min=1)
     reduction_factor: float = option(3.0, help="asha/hyperband/bohb: keep 1/reduction_factor at each rung", gt=1.0)
     perturbation_interval: int = option(2, help="pbt/pb2: epochs between exploit/explore steps", min=1)
     mutations: dict[str, Any] = option({}, help="pbt: keys to mutate (same grammar as space); empty: the space's keys. pb2: bounds from uniform/loguniform entries")

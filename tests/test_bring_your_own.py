@@ -215,7 +215,7 @@ def test_bad_searchers_and_schedulers_are_refused_at_check(user_root: Path, caps
 
         cfg = load_config("configs/quickstart_tune.yaml", overrides)
         with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
-            build_searcher(resolve_choice(parse_space(cfg.tune.space, type(cfg)), cfg), cfg.tune, 1)
+            build_searcher(resolve_choice(parse_space(cfg.tune.space, type(cfg)), cfg), cfg, 1)
         return
     assert cli.main(["check", "configs/quickstart_tune.yaml", *overrides]) == 2
     assert capsys.readouterr().err.strip() == f"dltune: error: {message}"

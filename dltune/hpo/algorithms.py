@@ -9,6 +9,7 @@ iteration count).
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -151,43 +152,57 @@ def _construct(key: str, cls: Callable[..., Any], kwargs: dict[str, Any]) -> Any
         raise ConfigError(f"{key}_kwargs: {name} refused {sorted(kwargs)}: {exc}") from exc
 
 
-# --- searchers: (choice, tune section, concurrency) -> Ray Tune search algorithm -------------
+# --- searchers: (choice, config, concurrency) -> Ray Tune search algorithm -------------------
 
-def _variant_generator(choice: Choice, t: TuneConfig, concurrency: int) -> Any:
+def _variant_generator(choice: Choice, cfg: Config, concurrency: int) -> Any:
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
+    t = cfg.tune
     # Tune's max_concurrent_trials does not reach the variant generator; it takes its own limit.
-    return _construct("tune.searcher", BasicVariantGenerator, {"random_state": t.seed, "max_concurrent": concurrency, **t.searcher_kwargs})
+    # Synchronous HyperBand halves a bracket once all its trials reach the rung: trials created
+    # only as slots free would each meet the rung alone and all go through, so it gets them all
+    # at once (the cluster's slots still bound how many run) unless a limit is set.
+    eager = choice.scheduler == "hyperband" and t.max_concurrent_trials == "auto"
+    return _construct("tune.searcher", BasicVariantGenerator, {"random_state": t.seed, "max_concurrent": 0 if eager else concurrency, **t.searcher_kwargs})
 
 
-def _optuna(choice: Choice, t: TuneConfig, concurrency: int) -> Any:
+def _optuna(choice: Choice, cfg: Config, concurrency: int) -> Any:
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
 
+    t = cfg.tune
     sampler = _construct("tune.searcher", getattr(optuna.samplers, SAMPLERS[choice.sampler]), {"seed": t.seed, **t.searcher_kwargs})
-    return OptunaSearch(sampler=sampler)
+    return _optuna_search(sampler, cfg)
 
 
-def _hyperopt(choice: Choice, t: TuneConfig, concurrency: int) -> Any:
+def _optuna_search(sampler: Any, cfg: Config) -> Any:
+    from dltune.ray_compat.optuna_search import FidelityAwareOptunaSearch
+
+    return FidelityAwareOptunaSearch(sampler=sampler, time_attr=TIME_ATTR, full_fidelity=cfg.train.epochs)
+
+
+def _hyperopt(choice: Choice, cfg: Config, concurrency: int) -> Any:
     from ray.tune.search.hyperopt import HyperOptSearch
 
+    t = cfg.tune
     return _construct("tune.searcher", HyperOptSearch, {"random_state_seed": t.seed, **t.searcher_kwargs})
 
 
-def _flaml(choice: Choice, t: TuneConfig, concurrency: int) -> Any:
+def _flaml(choice: Choice, cfg: Config, concurrency: int) -> Any:
     import flaml
 
+    t = cfg.tune
     cls = flaml.BlendSearch if choice.searcher == "blendsearch" else flaml.CFO
     return _construct("tune.searcher", cls, {"low_cost_partial_config": dict(t.low_cost) or None, "seed": t.seed, **t.searcher_kwargs})
 
 
-def _bohb(choice: Choice, t: TuneConfig, concurrency: int) -> Any:
+def _bohb(choice: Choice, cfg: Config, concurrency: int) -> Any:
     from ray.tune.search.bohb import TuneBOHB
 
+    t = cfg.tune
     return _construct("tune.searcher", TuneBOHB, {"seed": t.seed, **t.searcher_kwargs})
 
 
-SEARCHERS: dict[str, Callable[[Choice, TuneConfig, int], Any]] = {
+SEARCHERS: dict[str, Callable[[Choice, Config, int], Any]] = {
     "random": _variant_generator,
     "grid": _variant_generator,
     "optuna": _optuna,
@@ -199,15 +214,13 @@ SEARCHERS: dict[str, Callable[[Choice, TuneConfig, int], Any]] = {
 SAMPLERS = {"tpe": "TPESampler", "cmaes": "CmaEsSampler", "gp": "GPSampler"}  # optuna.samplers class names
 
 
-def build_searcher(choice: Choice, t: TuneConfig, concurrency: int) -> Any:
+def build_searcher(choice: Choice, cfg: Config, concurrency: int) -> Any:
     if choice.searcher in SEARCHERS:
-        return SEARCHERS[choice.searcher](choice, t, concurrency)
+        return SEARCHERS[choice.searcher](choice, cfg, concurrency)
     kind, cls = plugin_class("tune.searcher", choice.searcher)
     if kind == "searcher":
-        return _construct("tune.searcher", cls, dict(t.searcher_kwargs))
-    from ray.tune.search.optuna import OptunaSearch
-
-    return OptunaSearch(sampler=_construct("tune.searcher", cls, dict(t.searcher_kwargs)))
+        return _construct("tune.searcher", cls, dict(cfg.tune.searcher_kwargs))
+    return _optuna_search(_construct("tune.searcher", cls, dict(cfg.tune.searcher_kwargs)), cfg)
 
 
 # --- schedulers: (choice, config, params) -> Ray Tune trial scheduler ------------------------
@@ -249,9 +262,10 @@ def _asha(choice: Choice, cfg: Config, params: list[Param]) -> Any:
 
 
 def _hyperband(choice: Choice, cfg: Config, params: list[Param]) -> Any:
-    from ray.tune import schedulers
+    from dltune.ray_compat import schedulers
 
-    cls = schedulers.HyperBandForBOHB if choice.searcher == "bohb" else schedulers.HyperBandScheduler
+    # Ray's own HyperBand rounds its budgets down: most brackets would end short of train.epochs.
+    cls = schedulers.FullFidelityHyperBandForBOHB if choice.searcher == "bohb" else schedulers.FullFidelityHyperBand
     return _scheduler(cls, cfg.tune, time_attr=TIME_ATTR, max_t=cfg.train.epochs, reduction_factor=cfg.tune.reduction_factor)
 
 
@@ -301,6 +315,26 @@ def build_scheduler(choice: Choice, cfg: Config, params: list[Param]) -> Any:
     accepted = inspect.signature(cls).parameters
     defaults = {k: v for k, v in (("time_attr", TIME_ATTR), ("max_t", cfg.train.epochs)) if k in accepted}
     return _scheduler(cls, cfg.tune, **defaults)
+
+
+def describe_rungs(scheduler: Any, cfg: Config) -> str | None:
+    """Where the scheduler may stop a trial, for the plan's printout: HyperBand's brackets as
+    its trials and rung epochs (the last rung is always train.epochs), ASHA's rungs."""
+    from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler
+
+    from dltune.ray_compat.schedulers import hyperband_brackets
+
+    if isinstance(scheduler, HyperBandScheduler):
+        brackets = "; ".join(f"{n} trials at {', '.join(map(str, rungs))}" for n, rungs in hyperband_brackets(scheduler))
+        return f"hyperband brackets (epochs): {brackets}"
+    if isinstance(scheduler, ASHAScheduler):
+        t, epochs = cfg.tune, cfg.train.epochs
+        grace = min(t.grace_period, epochs)
+        rungs = [f"{r:g}" for r in (grace * t.reduction_factor**k for k in range(int(math.log(epochs / grace, t.reduction_factor) + 1 + 1e-9))) if r < epochs]
+        if not rungs:
+            return f"asha: no rung below train.epochs={epochs}, so no trial is stopped early"
+        return f"asha rungs (epochs): {', '.join(rungs)}, then {epochs} for those let through"
+    return None
 
 
 def uses_checkpoint_exploits(choice: Choice) -> bool:

@@ -161,14 +161,18 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
     else:
         if resume:
             raise UserError(f"--resume: no Ray Tune experiment state at {storage.redact(exp_dir)}")
+        scheduler = algorithms.build_scheduler(plan.choice, cfg, plan.params)
+        rungs = algorithms.describe_rungs(scheduler, cfg)
+        if verbose and rungs:
+            print(rungs, flush=True)
         tuner = tune.Tuner(
             trainable,
             param_space=algorithms.param_space(plan.params, plan.choice),
             tune_config=tune.TuneConfig(
                 metric=cfg.tune.metric,
                 mode=cfg.tune.mode,
-                search_alg=algorithms.build_searcher(plan.choice, cfg.tune, plan.resources.concurrency),
-                scheduler=algorithms.build_scheduler(plan.choice, cfg, plan.params),
+                search_alg=algorithms.build_searcher(plan.choice, cfg, plan.resources.concurrency),
+                scheduler=scheduler,
                 num_samples=cfg.tune.num_samples,
                 max_concurrent_trials=plan.resources.concurrency,
                 time_budget_s=cfg.tune.time_budget_s or None,

@@ -19,7 +19,11 @@ Each private name below, and why there is no public way (Ray 2.60):
   ``RAY_GCS_SERVER_PORT`` variable: the GCS address a worker needs, known before
   ``ray.init`` (a runtime env is fixed then); see dltune.launch.ray_train.
 
-``missing()`` lists what an installed Ray lacks of these, so that an upgrade fails in one test.
+Scheduler and searcher subclasses that lean on private names live beside this module, in
+``dltune.ray_compat.schedulers`` and ``dltune.ray_compat.optuna_search`` (they import Ray
+when imported; this module does not).
+
+``missing()`` lists what an installed Ray lacks of all these, so that an upgrade fails in one test.
 """
 from __future__ import annotations
 
@@ -148,7 +152,9 @@ def missing() -> list[str]:
         gone.append("ray.tune.logger.JsonLoggerCallback: _restore_from_remote")
     if getattr(getattr(ResultGrid(_NoTrials()), "_experiment_analysis", None), "trials", None) != []:
         gone.append("ray.tune.ResultGrid: _experiment_analysis.trials")
-    return gone
+    from dltune.ray_compat import optuna_search, schedulers
+
+    return gone + schedulers.missing() + optuna_search.missing()
 
 
 class _NoTrials:

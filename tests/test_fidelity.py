@@ -1,0 +1,133 @@
+"""Schedulers that let a trial through run it to train.epochs, and searchers that learn a stopped
+trial as stopped: real Ray Tune searches over a plain objective that reports instantly."""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+
+from ray.tune.schedulers import HyperBandScheduler
+
+from conftest import start_test_ray
+from dltune import api
+from dltune.config import Config, load_config
+from dltune.hpo import algorithms
+from dltune.ray_compat.schedulers import hyperband_brackets, rung
+from dltune.space import parse_space
+
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    import ray
+
+    start_test_ray()
+    yield ray
+    ray.shutdown()
+
+
+def curve(ctx) -> None:
+    """Loss falls with the epoch; trials rank by x at every epoch. A paused trial goes on from its checkpoint."""
+    start = ctx.load_checkpoint() or {"step": 0}
+    for step in range(start["step"], ctx.config.train.epochs):
+        ctx.report({"loss": (ctx.params["x"] - 2.0) ** 2 + 1.0 / (step + 1)}, checkpoint={"step": step + 1})
+
+
+def _search(tmp_path: Path, searcher: str, scheduler: str, epochs: int, eta: int, trials: int) -> list[dict[str, str]]:
+    api.tune(None, ["tune.space={params.x: {uniform: [-5.0, 5.0]}}", "tune.metric=loss", "tune.mode=min", f"tune.num_samples={trials}",
+                    f"train.epochs={epochs}", f"tune.searcher={searcher}", f"tune.scheduler={scheduler}", f"tune.reduction_factor={eta}",
+                    "tune.grace_period=1", f"output.dir={tmp_path}", "output.experiment=s"], verbose=False, fn=curve)
+    with open(tmp_path / "s" / "results.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _check(rows: list[dict[str, str]], epochs: int, rungs: set[int]) -> None:
+    """Each trial ended at a rung below the top, stopped, or ran exactly train.epochs, completed."""
+    ended = sorted((int(r["epochs"]), r["stop_reason"]) for r in rows)
+    assert all(r["stop_reason"] in ("completed", "early_stopped") for r in rows), ended
+    assert all((e == epochs) == (reason == "completed") for e, reason in ended), ended
+    assert {e for e, _ in ended} <= rungs | {epochs}, (ended, sorted(rungs))
+    assert ended[-1] == (epochs, "completed") and ended[0][1] == "early_stopped", ended  # the scheduler cut some and let some through
+
+
+def _scheduler(searcher: str, epochs: int, eta: int):
+    cfg = load_config(None, ["tune.space={params.x: {uniform: [-5.0, 5.0]}}", f"tune.searcher={searcher}", "tune.scheduler=hyperband",
+                             f"train.epochs={epochs}", f"tune.reduction_factor={eta}"])
+    params = parse_space(cfg.tune.space, Config)
+    return algorithms.build_scheduler(algorithms.resolve_choice(params, cfg), cfg, params)
+
+
+def _rungs(searcher: str, epochs: int, eta: int) -> set[int]:
+    return {r for _, rungs in hyperband_brackets(_scheduler(searcher, epochs, eta)) for r in rungs[:-1]}
+
+
+@pytest.mark.parametrize("searcher", ["random", "bohb"])
+@pytest.mark.parametrize("epochs", [10, 52, 100])
+@pytest.mark.parametrize("eta", [2, 3, 4])
+def test_every_hyperband_bracket_ends_at_train_epochs(searcher: str, epochs: int, eta: int) -> None:
+    brackets = hyperband_brackets(_scheduler(searcher, epochs, eta))
+    assert len(brackets) == round(math.log(epochs) / math.log(eta)) + 1, brackets
+    for _, rungs in brackets:
+        assert rungs[-1] == epochs and rungs[0] >= 1 and rungs == sorted(set(rungs)), brackets
+
+
+def test_rays_own_hyperband_still_ends_brackets_short_of_max_t() -> None:
+    """Why FullFidelityHyperBand exists; when Ray fixes this, it can go."""
+    assert [rungs[-1] for _, rungs in hyperband_brackets(HyperBandScheduler(max_t=52, reduction_factor=3))] == [52, 51, 45, 27]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_hyperband_runs_every_trial_it_lets_through_to_train_epochs(ray_cluster, tmp_path: Path) -> None:
+    # Ray's HyperBand fills its brackets least aggressive first: 14 trials reach the third (rungs 3, 5, 10).
+    _check(_search(tmp_path, "random", "hyperband", 10, 2, 14), 10, _rungs("random", 10, 2))
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_bohb_runs_every_trial_it_lets_through_to_train_epochs(ray_cluster, tmp_path: Path) -> None:
+    # BOHB's HyperBand fills its most aggressive bracket first (rungs 1, 3, 10; Ray's own ends at 8).
+    _check(_search(tmp_path, "bohb", "hyperband", 10, 4, 12), 10, _rungs("bohb", 10, 4))
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_asha_runs_every_trial_it_lets_through_to_train_epochs(ray_cluster, tmp_path: Path) -> None:
+    _check(_search(tmp_path, "optuna", "asha", 52, 3, 10), 52, {1, 3, 9, 27})  # Optuna tells stopped trials pruned (below)
+
+
+def test_rungs_are_max_t_over_powers_of_eta_rounded_up() -> None:
+    assert [rung(52, 3, k) for k in range(5)] == [52, 18, 6, 2, 1]
+    assert [rung(100, 2, k) for k in range(8)] == [100, 50, 25, 13, 7, 4, 2, 1]
+    assert [rung(81, 3, k) for k in range(5)] == [81, 27, 9, 3, 1]  # a power of eta: Ray's own rungs
+
+
+def _told(searcher_class: type, **kwargs) -> list[tuple[str, dict[int, float]]]:
+    """What Optuna learns of three trials: one that ran its 4 epochs, one a scheduler stopped
+    after 2, and one that failed after 1; each as (state, intermediate values by step)."""
+    import optuna
+    from ray import tune
+
+    storage = optuna.storages.InMemoryStorage()
+    searcher = searcher_class(space={"x": tune.uniform(0.0, 1.0)}, metric="loss", mode="min", storage=storage, study_name="s",
+                              sampler=optuna.samplers.RandomSampler(seed=0), **kwargs)
+    for trial_id, epochs, done, error in (("full", 4, True, False), ("stopped", 2, False, False), ("failed", 1, False, True)):
+        searcher.suggest(trial_id)
+        for epoch in range(1, epochs + 1):
+            result = {"loss": 1.0 / epoch, "epoch": epoch, "training_iteration": epoch + 10, "done": done and epoch == epochs}
+            searcher.on_trial_result(trial_id, result)
+        searcher.on_trial_complete(trial_id, result, error=error)
+    return [(t.state.name, t.intermediate_values) for t in optuna.load_study(study_name="s", storage=storage).trials]
+
+
+def test_optuna_learns_a_stopped_trial_as_pruned_at_its_epochs_and_a_failed_one_as_failed() -> None:
+    from ray.tune.search.optuna import OptunaSearch
+
+    from dltune.ray_compat.optuna_search import FidelityAwareOptunaSearch
+
+    assert _told(FidelityAwareOptunaSearch, time_attr="epoch", full_fidelity=4) == [
+        ("COMPLETE", {1: 1.0, 2: 0.5, 3: 1 / 3, 4: 0.25}), ("PRUNED", {1: 1.0, 2: 0.5}), ("FAIL", {1: 1.0})]
+    # Ray's own adapter: all three COMPLETE, at steps counted by training_iteration.
+    assert [state for state, _ in _told(OptunaSearch)] == ["COMPLETE", "COMPLETE", "COMPLETE"]
