@@ -110,6 +110,16 @@ class OutputConfig:
     export_torchscript: bool = option(True, help="also export the final model as TorchScript where the model allows")
 
 
+TIME_COSTS = ("cpu_seconds", "gpu_seconds")
+
+
+@dataclass
+class BudgetConfig:
+    total: float = option(0.0, help="end the search once its trials' summed cost reaches this (0: no compute budget)", min=0.0)
+    cost: str = option("auto", help="a trial's cost: cpu_seconds or gpu_seconds (its wall time x the CPUs or GPUs it holds), or the name of a "
+                                    "cumulative metric it reports (e.g. simulated seconds); auto: gpu_seconds when trials hold GPUs, else cpu_seconds")
+
+
 @dataclass
 class TuneConfig:
     space: dict[str, Any] = option({}, help="search space: dotted config key -> {uniform|loguniform: [a, b]}, {quniform: [a, b, q]}, {randint: [a, b]} (inclusive), {choice: [...]} or {grid: [...]}")
@@ -117,6 +127,7 @@ class TuneConfig:
     mode: Literal["min", "max"] = option("min", help="minimise or maximise the metric")
     num_samples: int = option(8, help="trials to run (grid: repetitions of the whole grid)", min=1)
     time_budget_s: float = option(0.0, help="stop the search after this many seconds (0: no limit)", min=0.0)
+    budget: BudgetConfig = section(BudgetConfig, help="compute budget: the search stops starting trials, and ends the running ones, once their summed cost reaches total")
     max_concurrent_trials: int | Literal["auto"] = option("auto", help="trials at once; auto: as many as the cluster can hold with all their workers")
     seed: int = option(0, help="seed for searchers that take one")
     searcher: str = option("auto", help="search algorithm by name (docs/tuning.md), or 'package.module:Class' of a Ray Tune Searcher or an Optuna sampler; auto picks from the space and the job")

@@ -9,6 +9,7 @@ import sys
 from dltune import plugins, storage
 from dltune.config import Config
 from dltune.errors import ConfigError
+from dltune.hpo.report_check import required_metrics
 from dltune.schema import near
 from dltune.train import dist
 from dltune.train.loop import TrainFn, resolve_train_fn
@@ -50,13 +51,19 @@ def gpus_for_workers(workers: int, per_worker: float) -> int:
 
 
 def check_metric(cfg: Config) -> None:
-    """A search's tune.metric against what the built-in loop reports (a train.fn reports what it reports)."""
-    metric = cfg.tune.metric
-    if cfg.train.fn or metric in BUILTIN_METRICS:
+    """What a search reads off each report (tune.metric, a budget's cost metric) against what the
+    built-in loop reports; a train.fn reports what it reports, checked as it does (hpo.report_check)."""
+    if cfg.train.fn:
         return
-    stems = [m for m in BUILTIN_METRICS if metric.startswith(m)]  # val_accuracy: val_acc, which spelling alone misses
-    hint = f" (did you mean '{max(stems, key=len)}'?)" if stems else near(metric, BUILTIN_METRICS)
-    raise ConfigError(f"tune.metric: the built-in loop reports no {metric!r}{hint}; it reports {', '.join(BUILTIN_METRICS)} (the val_ ones by task)")
+    for key, metric in required_metrics(cfg):
+        if metric in BUILTIN_METRICS:
+            continue
+        stems = [m for m in BUILTIN_METRICS if metric.startswith(m)]  # val_accuracy: val_acc, which spelling alone misses
+        hint = f" (did you mean '{max(stems, key=len)}'?)" if stems else near(metric, BUILTIN_METRICS)
+        raise ConfigError(f"{key}: the built-in loop reports no {metric!r}{hint}; it reports {', '.join(BUILTIN_METRICS)} (the val_ ones by task)")
+    if cfg.train.eval_every > 1 and cfg.tune.metric.startswith("val_"):
+        raise ConfigError(f"train.eval_every: a search reads tune.metric={cfg.tune.metric} from every epoch's report, but the loop validates "
+                          f"every {cfg.train.eval_every} epochs; set train.eval_every=1")
 
 
 def check_data_paths(cfg: Config) -> None:

@@ -112,6 +112,15 @@ def objective(ctx):
         ctx.report({"loss": (x - 2.0) ** 2 + 1.0 / (step + 1)}, checkpoint={"step": step + 1})
 
 
+def simulated(ctx):
+    """An objective whose every epoch costs 10 simulated seconds, reported cumulatively as sim_seconds."""
+    x = float(ctx.params["x"])
+    start = ctx.load_checkpoint() or {"step": 0}
+    for step in range(start["step"], ctx.config.train.epochs):
+        time.sleep(float(ctx.params.get("sleep", 0.0)))
+        ctx.report({"loss": (x - 2.0) ** 2 + 1.0 / (step + 1), "sim_seconds": 10.0 * (step + 1)}, checkpoint={"step": step + 1})
+
+
 def fails(ctx):
     raise RuntimeError(f"the user's code broke on rank {ctx.rank}")
 

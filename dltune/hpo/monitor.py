@@ -11,6 +11,7 @@ from typing import Any, TextIO
 from ray.tune import Callback
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
+from dltune.hpo.budget import Budget
 from dltune.hpo.event_file import EventFile
 from dltune.train.progress import fmt_duration
 
@@ -22,8 +23,11 @@ def _fmt_config(config: dict[str, Any]) -> str:
 
 
 class SearchMonitor(Callback):
-    def __init__(self, metric: str, mode: str, tb_dir: str, time_budget_s: float, num_samples: int, verbose: bool, stream: TextIO | None = None) -> None:
+    def __init__(self, metric: str, mode: str, tb_dir: str, time_budget_s: float, num_samples: int, verbose: bool, stream: TextIO | None = None,
+                 budget: Budget | None = None) -> None:
         self.metric = metric
+        self.budget = budget  # its spend so far goes into each progress line
+        self.costs: dict[str, float] = {}
         self.mode = mode
         self.tb_dir = tb_dir
         self.time_budget_s = time_budget_s
@@ -47,6 +51,8 @@ class SearchMonitor(Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict[str, Any], **info: Any) -> None:
         self._scalars(trial, result)
+        if self.budget is not None:
+            self.costs[trial.trial_id] = self.budget.after(self.costs.get(trial.trial_id, 0.0), result)
         value = result.get(self.metric)
         if isinstance(value, (int, float)) and math.isfinite(value):
             prev = self.trial_best.get(trial.trial_id)
@@ -75,6 +81,13 @@ class SearchMonitor(Callback):
         self._line(trials, force=True)
         if self.live:
             self.out.write("\n")
+
+    def get_state(self) -> dict[str, Any] | None:
+        """Saved with the experiment: a resumed search's progress goes on from the spend so far."""
+        return {"costs": dict(self.costs)} if self.budget is not None else None
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.costs = dict(state.get("costs", {}))
 
     # --- helpers ------------------------------------------------------------
     @property
@@ -128,7 +141,8 @@ class SearchMonitor(Callback):
         elapsed = fmt_duration(now - self.started)
         budget = f" / {fmt_duration(self.time_budget_s)}" if self.time_budget_s else ""
         best = f" | best {self.metric} {self.best_value:.4f} ({_fmt_config(self.best_config)})" if self.best_value is not None else ""
-        text = f"[{elapsed}{budget}] trials: {c['done']} done, {c['running']} running, {c['pending']} pending, {c['errored']} errored{best}"
+        spent = f", budget {sum(self.costs.values()):.0f}/{self.budget.total:g} {self.budget.cost}" if self.budget is not None else ""
+        text = f"[{elapsed}{budget}{spent}] trials: {c['done']} done, {c['running']} running, {c['pending']} pending, {c['errored']} errored{best}"
         out = self.out
         if self.live:
             out.write("\r\033[K" + text[: os.get_terminal_size(out.fileno()).columns - 1])

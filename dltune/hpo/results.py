@@ -14,8 +14,10 @@ import yaml
 from dltune import ray_compat, schema, storage
 from dltune.config import Config
 from dltune.data import DataSpec
+from dltune.hpo.budget import Budget
+from dltune.hpo.report_check import MissingMetric
 from dltune.hpo.trial import WORKER_RESTARTS, trial_config
-from dltune.launch.ray_errors import describe_failure
+from dltune.launch.ray_errors import describe_failure, root_cause
 from dltune.launch.ray_train import load_ray_checkpoint
 from dltune.models import build_model
 from dltune.train.export import export_model, export_state_dict
@@ -57,6 +59,24 @@ def _finite(value: Any) -> float | None:
 TRIAL_DIR_ID = re.compile(r"[A-Za-z_]+?_([0-9a-f]{5}_\d{5}|[0-9a-f]{8})_\d+(?:_|$)")
 
 
+def missing_metric(grid: Any) -> MissingMetric | None:
+    """The first trial failure that was a report without a metric the search needs."""
+    for result in grid:
+        cause = root_cause(result.error)
+        if isinstance(cause, MissingMetric):
+            return cause
+    return None
+
+
+def budget_spent(grid: Any, budget: Budget) -> float:
+    """What all trials cost, from every report each one made (those before a resume too)."""
+    total = 0.0
+    for result in grid:
+        df = result.metrics_dataframe
+        total += budget.cost_of(df.to_dict("records")) if df is not None else 0.0
+    return total
+
+
 def trial_id_of(trial_path: str) -> str:
     """The trial id from Ray's trial directory name.
 
@@ -68,8 +88,9 @@ def trial_id_of(trial_path: str) -> str:
     return match.group(1) if match else name
 
 
-def trial_rows(grid: Any, metric: str, mode: str, max_epochs: int, budget_hit: bool) -> list[TrialRow]:
-    """One row per trial, whatever became of it."""
+def trial_rows(grid: Any, metric: str, mode: str, max_epochs: int, cut_by: str | None) -> list[TrialRow]:
+    """One row per trial, whatever became of it. ``cut_by``: the budget that ended the search, the
+    stop reason of trials that were still going (a scheduler's stop leaves ``done`` set)."""
     rows = []
     for trial, result in zip(ray_compat.grid_trials(grid), grid):  # the Trial objects hold the retry counts
         df = result.metrics_dataframe
@@ -82,7 +103,7 @@ def trial_rows(grid: Any, metric: str, mode: str, max_epochs: int, budget_hit: b
         elif epochs >= max_epochs:
             reason = "completed"
         else:
-            reason = "time_budget" if budget_hit else "early_stopped"
+            reason = cut_by if cut_by and not last.get("done") else "early_stopped"
         error = storage.redact(describe_failure(result.error)) if result.error is not None else ""
         rows.append(TrialRow(
             trial_id=trial_id_of(result.path),

@@ -14,6 +14,7 @@ from typing import Any
 from dltune.config import Config, absolute_paths
 from dltune.errors import UserError
 from dltune.hpo import algorithms
+from dltune.hpo.budget import Budget, resolve_budget
 from dltune.hpo.resources import ResourcePlan, plan_resources
 from dltune.plugins import import_path_of
 from dltune.space import Param, grid_size, parse_space, undefined_params
@@ -30,6 +31,7 @@ class SearchPlan:
     choice: algorithms.Choice
     resources: ResourcePlan
     num_trials: int
+    budget: Budget | None = None
 
     def describe(self) -> str:
         space = ", ".join(f"{p.key}~{p.kind}{list(p.args)}" for p in self.params) or "(empty)"
@@ -39,6 +41,7 @@ class SearchPlan:
             f"search: {self.choice.searcher}{sampler} + {self.choice.scheduler}: {self.choice.reason}",
             f"space: {space}",
             f"trials: {self.num_trials}, optimising {t.metric} ({t.mode}), time budget {f'{t.time_budget_s:g}s' if t.time_budget_s else 'none'}",
+            *([self.budget.describe()] if self.budget else []),
             self.resources.describe(),
             *undefined_params(self.params, self.cfg.params),
         ]
@@ -58,7 +61,8 @@ def make_plan(cfg: Config, cluster: dict[str, float]) -> SearchPlan:
     if cfg.scaling.use_gpu is False and cfg.train.device == "cuda":
         raise UserError("train.device: cuda in a search needs scaling.use_gpu=true so trials reserve GPUs")
     n = total_trials(cfg, params)
-    return SearchPlan(cfg, params, choice, plan_resources(cfg, cluster, n), n)
+    resources = plan_resources(cfg, cluster, n)
+    return SearchPlan(cfg, params, choice, resources, n, resolve_budget(cfg.tune.budget, resources.per_trial))
 
 
 def local_cluster_resources(cfg: Config) -> dict[str, float]:

@@ -19,6 +19,7 @@ import numpy as np
 
 from dltune import schema, storage
 from dltune.config import Config, from_dict
+from dltune.hpo.report_check import check_report, required_metrics
 from dltune.launch.ray_errors import in_worker, raise_root_cause
 from dltune.launch.ray_train import CHECKPOINT_FILE, RayTrainSession, load_ray_checkpoint, ray_storage_path, worker_resources
 from dltune.launch.user_code import UserCode
@@ -61,6 +62,7 @@ class TuneSession(Session):
     def report(self, metrics: dict[str, float], state: dict[str, Any] | None) -> None:
         import ray.tune
 
+        check_report(metrics, required_metrics(self.cfg))
         if state is None:
             ray.tune.report(metrics)
             return
@@ -145,12 +147,14 @@ def multi_worker_trial(config: dict[str, Any], base: dict[str, Any], code: UserC
     runner = threading.Thread(target=fit, name="dltune-train-driver", daemon=True)
     runner.start()
     controller = None
+    needed = required_metrics(cfg)
     try:
         while runner.is_alive() or not channel.empty():
             try:
                 metrics, ckpt, controller = channel.get(timeout=FORWARD_POLL_S)
             except queue.Empty:
                 continue
+            check_report(metrics, needed)
             ray.tune.report(metrics, checkpoint=ckpt)  # raises SystemExit when Tune stops or pauses the trial
     finally:
         if runner.is_alive() and controller is not None:

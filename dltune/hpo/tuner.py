@@ -125,6 +125,9 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
     from ray import tune
     from ray.tune import FailureConfig, RunConfig
     from ray.tune.logger import CSVLoggerCallback
+    from ray.tune.stopper import CombinedStopper
+
+    from dltune.hpo.stoppers import ComputeBudget, StopAtMissingMetric
 
     started = time.time()
     quiet_ray_output()
@@ -139,13 +142,16 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
     if algorithms.uses_checkpoint_exploits(plan.choice):
         base["train"]["checkpoint_every"] = 1  # an exploit copies the latest checkpoint: keep one every epoch
     tb_local = os.path.join(work, "tensorboard")
-    monitor = SearchMonitor(cfg.tune.metric, cfg.tune.mode, tb_local, cfg.tune.time_budget_s, plan.num_trials, verbose)
+    missing_metric = StopAtMissingMetric()
+    stoppers = [missing_metric, *([ComputeBudget(plan.budget)] if plan.budget else [])]
+    monitor = SearchMonitor(cfg.tune.metric, cfg.tune.mode, tb_local, cfg.tune.time_budget_s, plan.num_trials, verbose, budget=plan.budget)
     storage_path, fs = _storage(cfg.output.dir)
     run_config = RunConfig(
         name=cfg.output.experiment,
         storage_path=storage_path,
         storage_filesystem=fs,
-        callbacks=[monitor, ray_compat.result_json_logger(), CSVLoggerCallback(), experiment_state.ExperimentStateGuard(exp_dir, verbose)],
+        stop=CombinedStopper(*stoppers),
+        callbacks=[monitor, missing_metric, ray_compat.result_json_logger(), CSVLoggerCallback(), experiment_state.ExperimentStateGuard(exp_dir, verbose)],
         verbose=0,
         failure_config=FailureConfig(max_failures=cfg.tune.max_failures),
         checkpoint_config=checkpoint_policy(cfg, plan),
@@ -186,9 +192,16 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
         for name in experiment_state.remove_abandoned_trial_dirs(exp_dir, [r.path for r in grid]):
             if verbose:
                 print(f"resume: removed {name}, a trial the killed driver had started after its last saved state, which ran again", flush=True)
+    missing = results.missing_metric(grid)
+    if missing is not None:
+        raise UserError(str(missing))
     elapsed = time.time() - started
-    budget_hit = bool(cfg.tune.time_budget_s) and elapsed >= cfg.tune.time_budget_s
-    out = write_outputs(cfg, plan, grid, exp_dir, base, elapsed, budget_hit, verbose, os.path.isdir(tb_local))
+    spent = results.budget_spent(grid, plan.budget) if plan.budget else None
+    if spent is not None and spent >= plan.budget.total:
+        cut_by = "compute_budget"
+    else:
+        cut_by = "time_budget" if cfg.tune.time_budget_s and elapsed >= cfg.tune.time_budget_s else None
+    out = write_outputs(cfg, plan, grid, exp_dir, base, elapsed, cut_by, spent, verbose, os.path.isdir(tb_local))
     discard_train_runs(storage.join(exp_dir, TRAIN_RUNS))
     if storage.is_remote(exp_dir):
         storage.upload_dir(work, exp_dir)
@@ -205,12 +218,14 @@ def failure_line(rows: list[results.TrialRow]) -> str:
     return f"{len(errors)} of {len(rows)} trials failed: {cause}"
 
 
-def write_outputs(cfg: Config, plan: SearchPlan, grid: Any, exp_dir: str, base: dict[str, Any], elapsed: float, budget_hit: bool, verbose: bool,
-                  tensorboard: bool) -> TuneResult:
-    """results.csv, best_config.yaml, best_model/ and summary.json; ``tensorboard``: some trial reported, so there are runs."""
+def write_outputs(cfg: Config, plan: SearchPlan, grid: Any, exp_dir: str, base: dict[str, Any], elapsed: float, cut_by: str | None,
+                  spent: float | None, verbose: bool, tensorboard: bool) -> TuneResult:
+    """results.csv, best_config.yaml, best_model/ and summary.json. ``cut_by``: the budget that ended the
+    search (time_budget, compute_budget) or None; ``spent``: the compute budget used; ``tensorboard``:
+    some trial reported, so there are runs."""
     t = cfg.tune
     keys = [p.key for p in plan.params]
-    rows = results.trial_rows(grid, t.metric, t.mode, cfg.train.epochs, budget_hit)
+    rows = results.trial_rows(grid, t.metric, t.mode, cfg.train.epochs, cut_by)
     ranked = results.rank_rows(rows, t.mode)
     results.write_results_csv(rows, keys, t.metric, storage.join(exp_dir, "results.csv"))
     best_cfg = None
@@ -220,7 +235,7 @@ def write_outputs(cfg: Config, plan: SearchPlan, grid: Any, exp_dir: str, base: 
         best_cfg = results.best_config(base, best.config, cfg.output.experiment)
         storage.write_text(storage.join(exp_dir, "best_config.yaml"), results.best_config_yaml(best_cfg))
         exported = results.export_best_model(ranked, base, t.metric, t.mode, cfg.output.experiment, storage.join(exp_dir, "best_model"))
-    counts = {reason: sum(1 for r in rows if r.stop_reason == reason) for reason in ("completed", "early_stopped", "time_budget", "error")}
+    counts = {reason: sum(1 for r in rows if r.stop_reason == reason) for reason in ("completed", "early_stopped", "time_budget", "compute_budget", "error")}
     status = "failed" if counts["error"] == len(rows) else "partial" if counts["error"] else "finished"  # no trial at all: failed
     summary = {
         "status": status,
@@ -237,6 +252,7 @@ def write_outputs(cfg: Config, plan: SearchPlan, grid: Any, exp_dir: str, base: 
         "best": {"trial_id": ranked[0].trial_id, t.metric: ranked[0].best, "config": ranked[0].config} if ranked else None,
         "best_model": exported,
         "wall_time_s": round(elapsed, 3),
+        **({"budget": {"cost": plan.budget.cost, "spent": round(spent, 3), "total": plan.budget.total}} if plan.budget and spent is not None else {}),
         **({"failures": failure_line(rows)} if status != "finished" else {}),
     }
     storage.write_text(storage.join(exp_dir, "summary.json"), json.dumps(storage.redact(summary), indent=2, default=str) + "\n")

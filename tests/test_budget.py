@@ -1,0 +1,125 @@
+"""tune.budget: a search ends once its trials have cost the total, counted from their reports and
+carried across a driver kill; a report without a metric the search needs ends it with one line."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run_cli, start_test_ray, trial_results
+from dltune import api
+from dltune.errors import ConfigError, UserError
+from dltune.hpo.search_plan import local_cluster_resources, make_plan
+from dltune.config import load_config
+
+SIMULATED = ["train.fn=byo_user.train:simulated", "tune.space={params.x: {uniform: [-5.0, 5.0]}}", "tune.metric=loss", "tune.mode=min",
+             "tune.searcher=random", "tune.scheduler=fifo", "train.epochs=4"]  # each trial: 40 simulated seconds
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(user_root: Path):
+    import ray
+
+    start_test_ray()
+    yield ray
+    ray.shutdown()
+
+
+def _costs(exp: Path, cost: str) -> list[float]:
+    """What each trial cost, from its own result.json: the summed report times, or the last cumulative value."""
+    histories = [h for h in trial_results(exp).values() if h]
+    if cost == "cpu_seconds":
+        return [sum(r["time_this_iter_s"] for r in h) for h in histories]
+    return [max(r[cost] for r in h) for h in histories]
+
+
+def _spent(exp: Path, cost: str) -> float:
+    return sum(_costs(exp, cost))
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+@pytest.mark.parametrize(("cost", "total"), [("sim_seconds", 200.0), ("cpu_seconds", 4.0)])
+def test_a_search_ends_once_its_trials_have_cost_the_budget(ray_cluster, tmp_path: Path, cost: str, total: float) -> None:
+    result = api.tune(None, [*SIMULATED, "params={sleep: 0.1}", "tune.num_samples=40", f"tune.budget.total={total}", f"tune.budget.cost={cost}",
+                             f"output.dir={tmp_path}", "output.experiment=b"], verbose=False)
+    summary = result.summary
+    assert summary["status"] == "finished" and summary["budget"]["cost"] == cost and summary["budget"]["total"] == total
+    # the spend it states is what the trials' own records add up to; it reached the total, and without
+    # the (at most 4) trials in flight when it did, it had not
+    costs = _costs(tmp_path / "b", cost)
+    assert summary["budget"]["spent"] == pytest.approx(sum(costs), abs=1e-3)
+    assert sum(costs) - sum(sorted(costs)[-4:]) < total <= sum(costs)
+    assert summary["trials"] < 40
+    reasons = {row.stop_reason for row in result.rows}
+    assert reasons <= {"completed", "compute_budget"}, reasons
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_resumed_search_counts_what_was_spent_before_the_driver_was_killed(tmp_path: Path, user_root: Path) -> None:
+    # 10 trials' worth of budget, one trial at a time, about a second each
+    args = ["tune", "configs/quickstart_tune.yaml", *SIMULATED, "params={sleep: 0.25}", "tune.num_samples=40", "tune.budget.total=400", "tune.budget.cost=sim_seconds",
+            "tune.max_concurrent_trials=1", "tune.local_cpus=2", f"output.dir={tmp_path}", "output.experiment=killed"]
+    env = dict(os.environ, TUNE_GLOBAL_CHECKPOINT_S="1", RAY_ADDRESS="", OMP_NUM_THREADS="1", PYTHONPATH=str(user_root))
+    proc = subprocess.Popen([sys.executable, "-m", "dltune", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    exp = tmp_path / "killed"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None and (not exp.exists() or _spent(exp, "sim_seconds") < 160):
+        time.sleep(0.5)
+    assert proc.poll() is None, "the search ended before the kill"
+    time.sleep(2)  # let the experiment state record it
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = _spent(exp, "sim_seconds")
+    assert 160 <= before < 400, before
+
+    resumed = run_cli(*args, "--resume", env={"RAY_ADDRESS": "", "PYTHONPATH": str(user_root)})
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads((exp / "summary.json").read_text())
+    # counted afresh after the resume, the search would have spent `before` + 400
+    assert summary["budget"]["spent"] == pytest.approx(_spent(exp, "sim_seconds"), abs=1e-3)
+    assert 400 <= summary["budget"]["spent"] <= 400 + 40 + 40, (before, summary["budget"])
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+@pytest.mark.parametrize(("overrides", "line"), [
+    (["tune.metric=val_loss"], "tune.metric: the trial reported no 'val_loss'; it reported epoch, loss, sim_seconds"),
+    (["tune.budget.total=100", "tune.budget.cost=gpu_hours_simulated"], "tune.budget.cost: the trial reported no 'gpu_hours_simulated'; it reported epoch, loss, sim_seconds"),
+])
+def test_a_report_without_a_metric_the_search_needs_ends_it_at_the_first_trial(ray_cluster, tmp_path: Path, overrides: list[str], line: str) -> None:
+    with pytest.raises(UserError) as err:
+        api.tune(None, [*SIMULATED, "tune.num_samples=12", *overrides, f"output.dir={tmp_path}", "output.experiment=m"], verbose=False)
+    assert str(err.value) == line
+    assert len(trial_results(tmp_path / "m")) <= 4  # the first failure stopped the search: no more trials started
+    assert not (tmp_path / "m" / "summary.json").exists()
+
+
+@pytest.mark.parametrize(("overrides", "line"), [
+    (["tune.budget.total=100", "tune.budget.cost=sim_seconds"], "tune.budget.cost: the built-in loop reports no 'sim_seconds'"),
+    (["train.eval_every=2"], "train.eval_every: a search reads tune.metric=val_acc from every epoch's report"),
+])
+def test_what_the_built_in_loop_never_reports_is_refused_at_check(overrides: list[str], line: str) -> None:
+    out = run_cli("check", "configs/quickstart_tune.yaml", *overrides)
+    assert out.returncode == 2 and line in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_a_gpu_seconds_budget_for_trials_without_gpus_is_refused() -> None:
+    cfg = load_config(None, ["tune.space={optim.lr: {loguniform: [0.001, 0.1]}}", "tune.budget.total=3600", "tune.budget.cost=gpu_seconds"])
+    with pytest.raises(ConfigError, match="tune.budget.cost: gpu_seconds, but a trial holds no GPU"):
+        make_plan(cfg, local_cluster_resources(cfg))
+
+
+def test_the_plan_states_the_budget_and_auto_picks_cpu_seconds_without_gpus() -> None:
+    cfg = load_config(None, ["tune.space={optim.lr: {loguniform: [0.001, 0.1]}}", "tune.budget.total=3600"])
+    assert "compute budget: 3600 cpu_seconds (trial wall time x 1 CPU)" in make_plan(cfg, {"CPU": 4.0, "GPU": 0.0}).describe()
+    gpu = load_config(None, ["tune.space={optim.lr: {loguniform: [0.001, 0.1]}}", "tune.budget.total=3600", "scaling.use_gpu=true"])
+    assert "compute budget: 3600 gpu_seconds (trial wall time x 1 GPU)" in make_plan(gpu, {"CPU": 4.0, "GPU": 2.0}).describe()
