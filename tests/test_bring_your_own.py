@@ -357,6 +357,17 @@ def test_every_scheduler_runs_a_train_fn(ray_cluster, tmp_path: Path, searcher: 
 
 @pytest.mark.slow
 @pytest.mark.ray
+@pytest.mark.parametrize("sampler", ["tpe", "cmaes", "gp"])
+def test_every_optuna_sampler_searches_under_asha(ray_cluster, tmp_path: Path, sampler: str) -> None:
+    result = api.tune(None, ["tune.space={params.x: {uniform: [-5.0, 5.0]}}", "tune.metric=loss", "tune.mode=min", "tune.num_samples=5", "train.epochs=3",
+                             "tune.searcher=optuna", f"tune.sampler={sampler}", "tune.scheduler=asha", "tune.max_concurrent_trials=1",
+                             f"output.dir={tmp_path}", "output.experiment=s"], verbose=False, fn=objective)
+    assert result.summary["sampler"] == sampler and result.summary["error"] == 0 and len(result.rows) == 5
+    assert result.best_metric == pytest.approx(min(r.best for r in result.rows)) and any(r.epochs == 3 for r in result.rows)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
 def test_a_plain_objective_through_the_python_api(ray_cluster, tmp_path: Path) -> None:
     result = api.tune(None, ["tune.space={params.x: {uniform: [-5.0, 5.0]}}", "tune.metric=loss", "tune.mode=min", "tune.num_samples=6",
                              "train.epochs=3", "tune.searcher=optuna", f"output.dir={tmp_path}", "output.experiment=objective"], verbose=False, fn=objective)
