@@ -131,3 +131,10 @@ def test_optuna_learns_a_stopped_trial_as_pruned_at_its_epochs_and_a_failed_one_
         ("COMPLETE", {1: 1.0, 2: 0.5, 3: 1 / 3, 4: 0.25}), ("PRUNED", {1: 1.0, 2: 0.5}), ("FAIL", {1: 1.0})]
     # Ray's own adapter: all three COMPLETE, at steps counted by training_iteration.
     assert [state for state, _ in _told(OptunaSearch)] == ["COMPLETE", "COMPLETE", "COMPLETE"]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_optuna_hyperband_prunes_by_optunas_own_rule_and_runs_the_rest_to_train_epochs(ray_cluster, tmp_path: Path) -> None:
+    # Optuna's HyperbandPruner with 9 epochs and a factor of 3: successive halving at 1 and 3 epochs, in three brackets.
+    _check(_search(tmp_path, "optuna", "optuna_hyperband", 9, 3, 16), 9, {1, 3})

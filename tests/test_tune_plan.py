@@ -65,14 +65,17 @@ def test_auto_rule(overrides: list[str], searcher: str, scheduler: str, sampler:
     assert choice.reason
 
 
-def test_incompatible_combinations_are_refused() -> None:
-    cfg = _cfg("tune.searcher=optuna", "tune.space={train.batch_size: {grid: [32, 64]}}")
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["tune.searcher=optuna", "tune.space={train.batch_size: {grid: [32, 64]}}"], "grid entries need tune.searcher=random or grid"),
+    (["tune.searcher=optuna", "tune.scheduler=pbt"], "pbt explores by itself"),
+    (["tune.searcher=random", "tune.scheduler=optuna_hyperband"], "optuna_hyperband prunes through the Optuna study; use tune.searcher=optuna"),
+    (["tune.searcher=optuna", "tune.scheduler=optuna_hyperband", "tune.reduction_factor=2.5"], "tune.reduction_factor: optuna_hyperband"),
+])
+def test_incompatible_combinations_are_refused(overrides: list[str], message: str) -> None:
+    cfg = _cfg("tune.space={optim.lr: {uniform: [0.001, 0.1]}}", *overrides)
     params = parse_space(cfg.tune.space, Config)
-    with pytest.raises(ConfigError, match="grid entries need tune.searcher=random or grid"):
-        check_compatible(resolve_choice(params, cfg), params)
-    cfg = _cfg("tune.searcher=optuna", "tune.scheduler=pbt", "tune.space={optim.lr: {uniform: [0.001, 0.1]}}")
-    with pytest.raises(ConfigError, match="pbt explores by itself"):
-        check_compatible(resolve_choice(parse_space(cfg.tune.space, Config), cfg), parse_space(cfg.tune.space, Config))
+    with pytest.raises(ConfigError, match=message):
+        check_compatible(resolve_choice(params, cfg), params, cfg)
 
 
 def test_resource_plan_concurrency_and_refusal() -> None:

@@ -98,7 +98,7 @@ def plugin_class(key: str, path: str) -> tuple[str, type]:
     raise ConfigError(f"{key}: {path} is not {wanted}")
 
 
-def check_compatible(choice: Choice, params: list[Param]) -> None:
+def check_compatible(choice: Choice, params: list[Param], cfg: Config) -> None:
     grids = [p.key for p in params if p.kind == "grid"]
     if grids and choice.searcher not in ("random", "grid"):
         raise ConfigError(f"tune.space.{grids[0]}: grid entries need tune.searcher=random or grid, not {choice.searcher}")
@@ -108,6 +108,11 @@ def check_compatible(choice: Choice, params: list[Param]) -> None:
             raise ConfigError(f"tune.space.{continuous[0]}: the grid searcher takes only grid/choice entries")
     if choice.searcher == "bohb" and choice.scheduler != "hyperband":
         raise ConfigError("tune.scheduler: bohb runs with its own HyperBand; use scheduler hyperband or auto")
+    if choice.scheduler == "optuna_hyperband":
+        if choice.searcher != "optuna" and not (plugins.is_import_path(choice.searcher) and plugin_class("tune.searcher", choice.searcher)[0] == "sampler"):
+            raise ConfigError(f"tune.scheduler: optuna_hyperband prunes through the Optuna study; use tune.searcher=optuna (or an Optuna sampler class), not {choice.searcher}")
+        if not float(cfg.tune.reduction_factor).is_integer():
+            raise ConfigError(f"tune.reduction_factor: optuna_hyperband (Optuna's HyperbandPruner) takes a whole number, not {cfg.tune.reduction_factor:g}")
     if choice.scheduler in ("pbt", "pb2") and choice.searcher not in ("random", "grid"):
         raise ConfigError(f"tune.searcher: {choice.scheduler} explores by itself; use tune.searcher=random (or auto)")
 
@@ -171,13 +176,21 @@ def _optuna(choice: Choice, cfg: Config, concurrency: int) -> Any:
 
     t = cfg.tune
     sampler = _construct("tune.searcher", getattr(optuna.samplers, SAMPLERS[choice.sampler]), {"seed": t.seed, **t.searcher_kwargs})
-    return _optuna_search(sampler, cfg)
+    return _optuna_search(sampler, choice, cfg)
 
 
-def _optuna_search(sampler: Any, cfg: Config) -> Any:
+def _optuna_search(sampler: Any, choice: Choice, cfg: Config) -> Any:
+    """Ray's Optuna adapter, fidelity-aware; with the optuna_hyperband scheduler its study prunes by Optuna's HyperbandPruner."""
+    import optuna
+
     from dltune.ray_compat.optuna_search import FidelityAwareOptunaSearch
 
-    return FidelityAwareOptunaSearch(sampler=sampler, time_attr=TIME_ATTR, full_fidelity=cfg.train.epochs)
+    pruner = None
+    if choice.scheduler == "optuna_hyperband":
+        t = cfg.tune
+        pruner = optuna.pruners.HyperbandPruner(min_resource=min(t.grace_period, cfg.train.epochs), max_resource=cfg.train.epochs,
+                                                reduction_factor=int(t.reduction_factor))
+    return FidelityAwareOptunaSearch(sampler=sampler, time_attr=TIME_ATTR, full_fidelity=cfg.train.epochs, pruner=pruner)
 
 
 def _hyperopt(choice: Choice, cfg: Config, concurrency: int) -> Any:
@@ -220,7 +233,7 @@ def build_searcher(choice: Choice, cfg: Config, concurrency: int) -> Any:
     kind, cls = plugin_class("tune.searcher", choice.searcher)
     if kind == "searcher":
         return _construct("tune.searcher", cls, dict(cfg.tune.searcher_kwargs))
-    return _optuna_search(_construct("tune.searcher", cls, dict(cfg.tune.searcher_kwargs)), cfg)
+    return _optuna_search(_construct("tune.searcher", cls, dict(cfg.tune.searcher_kwargs)), choice, cfg)
 
 
 # --- schedulers: (choice, config, params) -> Ray Tune trial scheduler ------------------------
@@ -275,6 +288,12 @@ def _median(choice: Choice, cfg: Config, params: list[Param]) -> Any:
     return _scheduler(schedulers.MedianStoppingRule, cfg.tune, time_attr=TIME_ATTR, grace_period=cfg.tune.grace_period, min_samples_required=2)
 
 
+def _optuna_pruning(choice: Choice, cfg: Config, params: list[Param]) -> Any:
+    from dltune.ray_compat.optuna_search import OptunaPruning
+
+    return _scheduler(OptunaPruning, cfg.tune)
+
+
 def _pbt(choice: Choice, cfg: Config, params: list[Param]) -> Any:
     from dltune.hpo.exploits import SafePBT
 
@@ -303,6 +322,7 @@ SCHEDULERS: dict[str, Callable[[Choice, Config, list[Param]], Any]] = {
     "asha": _asha,
     "hyperband": _hyperband,
     "median": _median,
+    "optuna_hyperband": _optuna_pruning,
     "pbt": _pbt,
     "pb2": _pb2,
 }

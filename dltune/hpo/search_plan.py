@@ -55,7 +55,7 @@ def total_trials(cfg: Config, params: list[Param]) -> int:
 def make_plan(cfg: Config, cluster: dict[str, float]) -> SearchPlan:
     params = parse_space(cfg.tune.space, Config)
     choice = algorithms.resolve_choice(params, cfg)
-    algorithms.check_compatible(choice, params)
+    algorithms.check_compatible(choice, params, cfg)
     if algorithms.uses_checkpoint_exploits(choice):
         algorithms.mutations(params, cfg.tune)  # refuses shape-changing mutations before anything starts
     if cfg.scaling.use_gpu is False and cfg.train.device == "cuda":

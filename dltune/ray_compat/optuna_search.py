@@ -7,24 +7,44 @@ a trial stopped before full fidelity is PRUNED with its intermediate values at t
 (what Optuna's own pruners produce), and a failed one is FAIL.
 
 Private names used (Ray 2.60), checked by ``dltune.ray_compat.missing()``: the searcher's
-``_ot_trials``, ``_ot_study`` and ``_completed_trials``.
+``_ot_trials``, ``_ot_study``, ``_completed_trials`` and ``_setup_study``.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from optuna.trial import TrialState
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 
 class FidelityAwareOptunaSearch(OptunaSearch):
-    def __init__(self, *, time_attr: str, full_fidelity: int, **kwargs: Any) -> None:
+    """``pruner``: an Optuna pruner for the study, consulted by OptunaPruning (Ray's adapter
+    always gives its study a NopPruner)."""
+
+    def __init__(self, *, time_attr: str, full_fidelity: int, pruner: Any = None, **kwargs: Any) -> None:
+        self._time_attr, self._full_fidelity, self._pruner = time_attr, full_fidelity, pruner
+        self._last_step: dict[str, int] = {}
         super().__init__(**kwargs)
-        self._time_attr, self._full_fidelity = time_attr, full_fidelity
+
+    def _setup_study(self, mode: Any) -> None:
+        super()._setup_study(mode)
+        if self._pruner is not None:
+            self._ot_study.pruner = self._pruner  # TPE reads it too: it models each Hyperband bracket apart
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        if trial_id not in self._completed_trials and self.metric in result:
-            self._ot_trials[trial_id].report(result[self.metric], int(result.get(self._time_attr, result.get("training_iteration", 0))))
+        step = int(result.get(self._time_attr, result.get("training_iteration", 0)))
+        if trial_id in self._completed_trials or self.metric not in result or step <= self._last_step.get(trial_id, 0):
+            return  # a step is reported once (OptunaPruning reports it first)
+        self._last_step[trial_id] = step
+        self._ot_trials[trial_id].report(result[self.metric], step)
+
+    def should_prune(self, trial_id: str, result: dict[str, Any]) -> bool:
+        """The study's pruner on this trial's values, ``result``'s included."""
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return False
+        self.on_trial_result(trial_id, result)
+        return self._ot_trials[trial_id].should_prune()
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         finished = bool(result) and (bool(result.get("done")) or result.get(self._time_attr, 0) >= self._full_fidelity)
@@ -35,7 +55,21 @@ class FidelityAwareOptunaSearch(OptunaSearch):
         self._completed_trials.add(trial_id)
 
 
+class OptunaPruning(FIFOScheduler):
+    """Stops a trial when the Optuna searcher's pruner says so: Optuna's own pruning (its
+    HyperbandPruner) run through Ray Tune, decided on each result before Tune goes on."""
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        searcher = tune_controller.search_alg.searcher
+        while not isinstance(searcher, FidelityAwareOptunaSearch) and hasattr(searcher, "searcher"):  # a ConcurrencyLimiter
+            searcher = searcher.searcher
+        if not isinstance(searcher, FidelityAwareOptunaSearch):
+            raise TypeError(f"OptunaPruning needs dltune's Optuna searcher, not {type(searcher).__name__}")
+        return TrialScheduler.STOP if searcher.should_prune(trial.trial_id, result) else TrialScheduler.CONTINUE
+
+
 def missing() -> list[str]:
     """What of the above the installed Ray lacks, each as 'where: name'."""
     searcher = OptunaSearch()
-    return [f"ray.tune.search.optuna.OptunaSearch: {name}" for name in ("_ot_trials", "_ot_study", "_completed_trials") if not hasattr(searcher, name)]
+    gone = [f"ray.tune.search.optuna.OptunaSearch: {name}" for name in ("_ot_trials", "_ot_study", "_completed_trials") if not hasattr(searcher, name)]
+    return gone + ([] if callable(getattr(OptunaSearch, "_setup_study", None)) else ["ray.tune.search.optuna.OptunaSearch: _setup_study"])
