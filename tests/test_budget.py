@@ -58,7 +58,7 @@ def test_a_search_ends_once_its_trials_have_cost_the_budget(ray_cluster, tmp_pat
     assert sum(costs) - sum(sorted(costs)[-4:]) < total <= sum(costs)
     assert summary["trials"] < 40
     reasons = {row.stop_reason for row in result.rows}
-    assert reasons <= {"completed", "compute_budget"}, reasons
+    assert reasons <= {"completed", "compute_budget", "not_started"}, reasons
 
 
 @pytest.mark.slow

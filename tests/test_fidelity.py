@@ -105,20 +105,22 @@ def test_rungs_are_max_t_over_powers_of_eta_rounded_up() -> None:
 
 
 def _told(searcher_class: type, **kwargs) -> list[tuple[str, dict[int, float]]]:
-    """What Optuna learns of three trials: one that ran its 4 epochs, one a scheduler stopped
-    after 2, and one that failed after 1; each as (state, intermediate values by step)."""
+    """What Optuna learns of four trials, each fed as Ray's TuneController feeds a searcher: one that
+    ran its 4 epochs, one that ended on its own after 3, one a scheduler stopped on its 2nd report
+    (that result comes with done=True and only to on_trial_complete), and one that failed after 1;
+    each as (state, intermediate values by step)."""
     import optuna
     from ray import tune
 
     storage = optuna.storages.InMemoryStorage()
     searcher = searcher_class(space={"x": tune.uniform(0.0, 1.0)}, metric="loss", mode="min", storage=storage, study_name="s",
                               sampler=optuna.samplers.RandomSampler(seed=0), **kwargs)
-    for trial_id, epochs, done, error in (("full", 4, True, False), ("stopped", 2, False, False), ("failed", 1, False, True)):
+    for trial_id, epochs, how in (("full", 4, "ended"), ("own", 3, "ended"), ("stopped", 2, "stopped"), ("failed", 1, "error")):
         searcher.suggest(trial_id)
-        for epoch in range(1, epochs + 1):
-            result = {"loss": 1.0 / epoch, "epoch": epoch, "training_iteration": epoch + 10, "done": done and epoch == epochs}
+        results = [{"loss": 1.0 / e, "epoch": e, "training_iteration": e + 10} for e in range(1, epochs + 1)]
+        for result in results[:-1] if how == "stopped" else results:
             searcher.on_trial_result(trial_id, result)
-        searcher.on_trial_complete(trial_id, result, error=error)
+        searcher.on_trial_complete(trial_id, {**results[-1], "done": True} if how != "error" else None, error=how == "error")
     return [(t.state.name, t.intermediate_values) for t in optuna.load_study(study_name="s", storage=storage).trials]
 
 
@@ -128,9 +130,10 @@ def test_optuna_learns_a_stopped_trial_as_pruned_at_its_epochs_and_a_failed_one_
     from dltune.ray_compat.optuna_search import FidelityAwareOptunaSearch
 
     assert _told(FidelityAwareOptunaSearch, time_attr="epoch", full_fidelity=4) == [
-        ("COMPLETE", {1: 1.0, 2: 0.5, 3: 1 / 3, 4: 0.25}), ("PRUNED", {1: 1.0, 2: 0.5}), ("FAIL", {1: 1.0})]
-    # Ray's own adapter: all three COMPLETE, at steps counted by training_iteration.
-    assert [state for state, _ in _told(OptunaSearch)] == ["COMPLETE", "COMPLETE", "COMPLETE"]
+        ("COMPLETE", {1: 1.0, 2: 0.5, 3: 1 / 3, 4: 0.25}), ("COMPLETE", {1: 1.0, 2: 0.5, 3: 1 / 3}), ("PRUNED", {1: 1.0, 2: 0.5}), ("FAIL", {1: 1.0})]
+    # Ray's own adapter: the stopped trial COMPLETE, intermediate values at training_iteration.
+    told = _told(OptunaSearch)
+    assert [state for state, _ in told] == ["COMPLETE", "COMPLETE", "COMPLETE", "FAIL"] and told[2][1] == {11: 1.0}
 
 
 @pytest.mark.ray

@@ -345,12 +345,13 @@ def describe_rungs(scheduler: Any, cfg: Config) -> str | None:
     from dltune.ray_compat.schedulers import hyperband_brackets
 
     if isinstance(scheduler, HyperBandScheduler):
-        brackets = "; ".join(f"{n} trials at {', '.join(map(str, rungs))}" for n, rungs in hyperband_brackets(scheduler))
+        brackets = "; ".join(f"{n} trial{'s' if n != 1 else ''} at {', '.join(map(str, rungs))}" for n, rungs in hyperband_brackets(scheduler))
         return f"hyperband brackets (epochs): {brackets}"
     if isinstance(scheduler, ASHAScheduler):
         t, epochs = cfg.tune, cfg.train.epochs
         grace = min(t.grace_period, epochs)
-        rungs = [f"{r:g}" for r in (grace * t.reduction_factor**k for k in range(int(math.log(epochs / grace, t.reduction_factor) + 1 + 1e-9))) if r < epochs]
+        # a trial meets a rung at the first epoch at or past it
+        rungs = [f"{math.ceil(r - 1e-9)}" for r in (grace * t.reduction_factor**k for k in range(int(math.log(epochs / grace, t.reduction_factor) + 1 + 1e-9))) if r < epochs]
         if not rungs:
             return f"asha: no rung below train.epochs={epochs}, so no trial is stopped early"
         return f"asha rungs (epochs): {', '.join(rungs)}, then {epochs} for those let through"

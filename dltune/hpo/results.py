@@ -102,6 +102,8 @@ def trial_rows(grid: Any, metric: str, mode: str, max_epochs: int, cut_by: str |
             reason = "error"
         elif epochs >= max_epochs:
             reason = "completed"
+        elif not epochs and not last.get("done"):
+            reason = "not_started"  # created, then a budget ended the search before it ran
         else:
             reason = cut_by if cut_by and not last.get("done") else "early_stopped"
         error = storage.redact(describe_failure(result.error)) if result.error is not None else ""

@@ -23,9 +23,13 @@ class ComputeBudget(Stopper):
     def __init__(self, budget: Budget) -> None:
         self.budget = budget
         self.costs: dict[str, float] = {}
+        self.last: dict[str, Any] = {}  # each trial's last training_iteration
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        self.costs[trial_id] = self.budget.after(self.costs.get(trial_id, 0.0), result)
+        # A trial that returns is handed over once more with its last result: count it once.
+        if result.get("training_iteration") != self.last.get(trial_id):
+            self.last[trial_id] = result.get("training_iteration")
+            self.costs[trial_id] = self.budget.after(self.costs.get(trial_id, 0.0), result)
         return False  # no single trial stops for the budget; stop_all ends them all
 
     def stop_all(self) -> bool:

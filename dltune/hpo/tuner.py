@@ -168,8 +168,8 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
         if resume:
             raise UserError(f"--resume: no Ray Tune experiment state at {storage.redact(exp_dir)}")
         scheduler = algorithms.build_scheduler(plan.choice, cfg, plan.params)
-        rungs = algorithms.describe_rungs(scheduler, cfg)
-        if verbose and rungs:
+        rungs = algorithms.describe_rungs(scheduler, cfg) if verbose else None
+        if rungs:
             print(rungs, flush=True)
         tuner = tune.Tuner(
             trainable,
@@ -235,7 +235,7 @@ def write_outputs(cfg: Config, plan: SearchPlan, grid: Any, exp_dir: str, base: 
         best_cfg = results.best_config(base, best.config, cfg.output.experiment)
         storage.write_text(storage.join(exp_dir, "best_config.yaml"), results.best_config_yaml(best_cfg))
         exported = results.export_best_model(ranked, base, t.metric, t.mode, cfg.output.experiment, storage.join(exp_dir, "best_model"))
-    counts = {reason: sum(1 for r in rows if r.stop_reason == reason) for reason in ("completed", "early_stopped", "time_budget", "compute_budget", "error")}
+    counts = {reason: sum(1 for r in rows if r.stop_reason == reason) for reason in ("completed", "early_stopped", "time_budget", "compute_budget", "not_started", "error")}
     status = "failed" if counts["error"] == len(rows) else "partial" if counts["error"] else "finished"  # no trial at all: failed
     summary = {
         "status": status,

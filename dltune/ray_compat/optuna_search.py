@@ -25,6 +25,7 @@ class FidelityAwareOptunaSearch(OptunaSearch):
     def __init__(self, *, time_attr: str, full_fidelity: int, pruner: Any = None, **kwargs: Any) -> None:
         self._time_attr, self._full_fidelity, self._pruner = time_attr, full_fidelity, pruner
         self._last_step: dict[str, int] = {}
+        self._pruned: set[str] = set()
         super().__init__(**kwargs)
 
     def _setup_study(self, mode: Any) -> None:
@@ -32,8 +33,11 @@ class FidelityAwareOptunaSearch(OptunaSearch):
         if self._pruner is not None:
             self._ot_study.pruner = self._pruner  # TPE reads it too: it models each Hyperband bracket apart
 
+    def _step(self, result: dict[str, Any]) -> int:
+        return int(result.get(self._time_attr, result.get("training_iteration", 0)))
+
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        step = int(result.get(self._time_attr, result.get("training_iteration", 0)))
+        step = self._step(result)
         if trial_id in self._completed_trials or self.metric not in result or step <= self._last_step.get(trial_id, 0):
             return  # a step is reported once (OptunaPruning reports it first)
         self._last_step[trial_id] = step
@@ -44,13 +48,24 @@ class FidelityAwareOptunaSearch(OptunaSearch):
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return False
         self.on_trial_result(trial_id, result)
-        return self._ot_trials[trial_id].should_prune()
+        prune = self._ot_trials[trial_id].should_prune()
+        if prune:
+            self._pruned.add(trial_id)
+        return prune
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
-        finished = bool(result) and (bool(result.get("done")) or result.get(self._time_attr, 0) >= self._full_fidelity)
-        if trial_id in self._completed_trials or (finished and not error):
+        if trial_id in self._completed_trials or (result and not error and self._step(result) >= self._full_fidelity):
             super().on_trial_complete(trial_id, result, error)
             return
+        # Ray hands over the result a scheduler stopped the trial on without passing it to
+        # on_trial_result first (and a paused trial stopped by HyperBand with none); a trial that
+        # ended on its own comes with its last result again.
+        stopped = trial_id in self._pruned or not result or self._step(result) > self._last_step.get(trial_id, 0)
+        if not error and not stopped:
+            super().on_trial_complete(trial_id, result, error)
+            return
+        if result and not error:
+            self.on_trial_result(trial_id, result)  # the value it was stopped on
         self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.FAIL if error else TrialState.PRUNED)
         self._completed_trials.add(trial_id)
 

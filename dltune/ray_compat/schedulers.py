@@ -72,7 +72,7 @@ def hyperband_brackets(scheduler: HyperBandScheduler) -> list[tuple[int, list[in
             rungs.append(int(bracket._cumul_r))
             for i, trial in enumerate(bracket.current_trials()):
                 bracket.update_trial_stats(trial, {scheduler._time_attr: bracket._cumul_r, "score": i})
-            if bracket.finished():
+            if bracket.finished() or bracket._halves == 0:  # with stop_last_trials=False a bracket never finishes
                 break
             for trial in bracket.successive_halving("score", 1.0)[1]:
                 bracket.cleanup_trial(trial)
