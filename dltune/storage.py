@@ -142,6 +142,11 @@ def exists(path: str) -> bool:
     return _info(path).type != pafs.FileType.NotFound
 
 
+def exists_on(fs: pafs.FileSystem, path: str) -> bool:
+    """Whether ``path``, a path inside ``fs`` (as a Ray checkpoint names one), is there."""
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
 def isdir(path: str) -> bool:
     return _info(path).type == pafs.FileType.Directory
 

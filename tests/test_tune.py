@@ -98,6 +98,40 @@ def test_asha_stops_weak_trials_early_and_outputs_read_back(ray_cluster, tmp_pat
     assert json.loads((tmp_path / "asha-best" / "summary.json").read_text())["status"] == "finished"
 
 
+def test_export_passes_over_deleted_checkpoints_to_the_next_best_then_the_next_trial(ray_cluster, tmp_path: Path) -> None:
+    # Ray's Result can name a checkpoint its keep policy has deleted (seen under PBT): the export goes on without it
+    from dltune import schema
+    from dltune.config import load_config
+    from dltune.hpo import results
+
+    overrides = [*SMALL, f"output.dir={tmp_path}", "output.experiment=gone", "tune.searcher=random", "tune.num_samples=2", "train.epochs=3", LR_SPACE, "tune.seed=0"]
+    searched = tune_api(None, overrides, verbose=False)
+    base = schema.to_mapping(load_config(None, overrides))
+    ranked = results.rank_rows(searched.rows, "max")
+    best, runner_up = ranked[0], ranked[1]
+    kept = dict((ckpt.path, metrics) for ckpt, metrics in best.result.best_checkpoints)
+    first = best.result.get_best_checkpoint("val_acc", "max").path
+    assert len(kept) >= 2
+
+    def export() -> dict:
+        return results.export_best_model(ranked, base, "val_acc", "max", "gone", str(tmp_path / "gone" / "best_model"))
+
+    shutil.rmtree(first)
+    exported = export()
+    assert exported["trial_id"] == best.trial_id and exported["checkpoint"] in set(kept) - {first}
+    assert exported["epoch"] == kept[exported["checkpoint"]]["epoch"] and "state_dict" in exported
+    assert exported["note"] == f"not the best checkpoint: {best.trial_id}/{Path(first).name} had been deleted"
+
+    for path in {*kept, best.result.checkpoint.path}:
+        shutil.rmtree(path, ignore_errors=True)
+    exported = export()
+    assert exported["trial_id"] == runner_up.trial_id
+    assert exported["checkpoint"] == runner_up.result.get_best_checkpoint("val_acc", "max").path
+    assert all(f"{best.trial_id}/{Path(path).name}" in exported["note"] for path in kept)
+    assert (tmp_path / "gone" / "best_model" / "model_state.pt").is_file()
+    assert searched.summary["best_model"]["checkpoint"] == first  # the search's own export, before any was deleted
+
+
 @pytest.mark.parametrize(("workers", "trials", "epochs"), [(1, 4, 6), (2, 2, 4)])
 def test_pbt_exploit_restores_donor_and_applies_mutated_lr(ray_cluster, tmp_path: Path, workers: int, trials: int, epochs: int) -> None:
     result = _search(tmp_path, "pbt", "tune.searcher=random", "tune.scheduler=pbt", f"tune.num_samples={trials}", f"train.epochs={epochs}",

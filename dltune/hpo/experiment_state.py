@@ -68,15 +68,11 @@ def _name(checkpoint: Checkpoint) -> str:
     return checkpoint.path.rsplit("/", 1)[-1]
 
 
-def _exists(fs: pyarrow.fs.FileSystem, path: str) -> bool:
-    return fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound
-
-
 def _reported_checkpoints(fs: pyarrow.fs.FileSystem, trial_dir: str) -> dict[str, dict[str, Any]]:
     """Checkpoint dir name -> the result it was reported with, from the trial's result.json."""
     results = f"{trial_dir}/result.json"
     reported: dict[str, dict[str, Any]] = {}
-    if _exists(fs, results):
+    if storage.exists_on(fs, results):
         with fs.open_input_stream(results) as f:
             for line in f.read().decode("utf-8").splitlines():
                 try:
@@ -112,7 +108,7 @@ def _rebuild_checkpoints(trial: Any) -> None:
 
 def _state_lags_behind(trial: Any, recorded: Checkpoint) -> bool:
     """Whether the checkpoint the saved state names is gone, or older than one the trial reported since."""
-    if not _exists(recorded.filesystem, recorded.path):
+    if not storage.exists_on(recorded.filesystem, recorded.path):
         return True
     name = _name(recorded)
     if not CHECKPOINT_DIR.fullmatch(name):

@@ -158,31 +158,58 @@ def best_config_yaml(cfg: Config) -> str:
     return yaml.safe_dump(storage.redact(mapping), sort_keys=False)
 
 
+def _checkpoints_best_first(result: Any, metric: str, mode: str) -> list[Any]:
+    """A trial's kept checkpoints from best to worst by ``metric`` (those without it last), then its latest."""
+    sign = -1.0 if mode == "max" else 1.0
+
+    def key(entry: tuple[Any, dict[str, Any]]) -> tuple[bool, float]:
+        value = _finite(entry[1].get(metric))
+        return (value is None, sign * value if value is not None else 0.0)
+
+    kept = [ckpt for ckpt, _ in sorted(result.best_checkpoints or [], key=key)]
+    latest = result.checkpoint
+    return kept + ([latest] if latest is not None and latest.path not in {c.path for c in kept} else [])
+
+
 def export_best_model(ranked: list[TrialRow], base: dict[str, Any], metric: str, mode: str, experiment: str, directory: str) -> dict[str, Any]:
-    """Export the best trial's model from its best checkpoint. A trial cut short (time budget)
-    may have left no checkpoint; the next best one is exported then.
+    """Export the best trial's model from its best checkpoint still on storage, and say which
+    ("checkpoint"). Ray's keep policy (num_to_keep) may have deleted a checkpoint its results
+    still name: the trial's other checkpoints are tried, best first, then its latest, and a
+    "note" names those passed over. A trial cut short (time budget) may have left none; the
+    next best trial is exported then.
 
     The built-in loop's checkpoints rebuild the model (state dict and TorchScript); a
     train.fn's checkpoint with a "model" state dict gives model_state.pt; any other
     checkpoint stays where the trial left it, and the summary says where."""
+    gone: list[str] = []
     for row in ranked:
-        result = row.result
-        ckpt = result.get_best_checkpoint(metric, mode) if result.best_checkpoints else result.checkpoint
-        if ckpt is None:
-            continue
-        packed = load_ray_checkpoint(ckpt)
-        state, epoch = packed["state"], int(packed["epoch"])
-        found = {"trial_id": row.trial_id, "epoch": epoch}
-        cfg = best_config(base, row.config, experiment)
-        if cfg.train.fn in ("", BUILTIN) and {"model", "data_spec", "example"} <= set(state):
-            spec = DataSpec(**{**state["data_spec"], "input_shape": tuple(state["data_spec"]["input_shape"])})
-            model = build_model(cfg.model, spec)
-            model.load_state_dict(state["model"])
-            return {**export_model(model, tuple(state["example"]), directory, cfg.output.export_torchscript, prefix="best_model/"), **found}
-        if isinstance(state.get("model"), dict):
-            return {**export_state_dict(state["model"], directory, prefix="best_model/"), **found}
-        return {"checkpoint": storage.redact(ckpt.path), "note": "the checkpoint holds no 'model' state dict; it is kept as the trial left it", **found}
+        for ckpt in _checkpoints_best_first(row.result, metric, mode):
+            if not storage.exists_on(ckpt.filesystem, ckpt.path):
+                gone.append(f"{row.trial_id}/{ckpt.path.rsplit('/', 1)[-1]}")
+                continue
+            exported = {**_export_checkpoint(ckpt, row, base, experiment, directory), "trial_id": row.trial_id, "checkpoint": storage.redact(ckpt.path)}
+            if gone:
+                note = f"not the best checkpoint: {', '.join(gone)} had been deleted"
+                exported["note"] = f"{exported['note']}; {note}" if "note" in exported else note
+            return exported
+    if gone:
+        return {"skipped": f"no trial left a checkpoint on storage: {', '.join(gone)} had been deleted"}
     return {"skipped": "no trial left a checkpoint"}
+
+
+def _export_checkpoint(ckpt: Any, row: TrialRow, base: dict[str, Any], experiment: str, directory: str) -> dict[str, Any]:
+    """The model in ``ckpt`` under directory/best_model, and the epoch it was saved after."""
+    packed = load_ray_checkpoint(ckpt)
+    state, epoch = packed["state"], int(packed["epoch"])
+    cfg = best_config(base, row.config, experiment)
+    if cfg.train.fn in ("", BUILTIN) and {"model", "data_spec", "example"} <= set(state):
+        spec = DataSpec(**{**state["data_spec"], "input_shape": tuple(state["data_spec"]["input_shape"])})
+        model = build_model(cfg.model, spec)
+        model.load_state_dict(state["model"])
+        return {**export_model(model, tuple(state["example"]), directory, cfg.output.export_torchscript, prefix="best_model/"), "epoch": epoch}
+    if isinstance(state.get("model"), dict):
+        return {**export_state_dict(state["model"], directory, prefix="best_model/"), "epoch": epoch}
+    return {"note": "the checkpoint holds no 'model' state dict; it is kept as the trial left it", "epoch": epoch}
 
 
 def table(rows: list[TrialRow], keys: list[str], metric: str, top_k: int) -> str:
