@@ -128,6 +128,7 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
     from ray.tune.stopper import CombinedStopper
 
     from dltune.hpo.stoppers import ComputeBudget, StopAtMissingMetric
+    from dltune.ray_compat.scheduler_state import SchedulerState
 
     started = time.time()
     quiet_ray_output()
@@ -146,12 +147,14 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
     stoppers = [missing_metric, *([ComputeBudget(plan.budget)] if plan.budget else [])]
     monitor = SearchMonitor(cfg.tune.metric, cfg.tune.mode, tb_local, cfg.tune.time_budget_s, plan.num_trials, verbose, budget=plan.budget)
     storage_path, fs = _storage(cfg.output.dir)
+    scheduler = algorithms.build_scheduler(plan.choice, cfg, plan.params)  # on resume, tuner.pkl's copy is the one used
     run_config = RunConfig(
         name=cfg.output.experiment,
         storage_path=storage_path,
         storage_filesystem=fs,
         stop=CombinedStopper(*stoppers),
-        callbacks=[monitor, missing_metric, ray_compat.result_json_logger(), CSVLoggerCallback(), experiment_state.ExperimentStateGuard(exp_dir, verbose)],
+        callbacks=[monitor, missing_metric, ray_compat.result_json_logger(), CSVLoggerCallback(), experiment_state.ExperimentStateGuard(exp_dir, verbose),
+                   SchedulerState(scheduler, verbose)],
         verbose=0,
         failure_config=FailureConfig(max_failures=cfg.tune.max_failures),
         checkpoint_config=checkpoint_policy(cfg, plan),
@@ -167,7 +170,6 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
     else:
         if resume:
             raise UserError(f"--resume: no Ray Tune experiment state at {storage.redact(exp_dir)}")
-        scheduler = algorithms.build_scheduler(plan.choice, cfg, plan.params)
         rungs = algorithms.describe_rungs(scheduler, cfg) if verbose else None
         if rungs:
             print(rungs, flush=True)

@@ -20,8 +20,9 @@ Each private name below, and why there is no public way (Ray 2.60):
   ``ray.init`` (a runtime env is fixed then); see dltune.launch.ray_train.
 
 Scheduler and searcher subclasses that lean on private names live beside this module, in
-``dltune.ray_compat.schedulers`` and ``dltune.ray_compat.optuna_search`` (they import Ray
-when imported; this module does not).
+``dltune.ray_compat.schedulers`` and ``dltune.ray_compat.optuna_search``, and the scheduler's
+state across a resume in ``dltune.ray_compat.scheduler_state`` (they import Ray when
+imported; this module does not).
 
 ``missing()`` lists what an installed Ray lacks of all these, so that an upgrade fails in one test.
 """
@@ -152,9 +153,9 @@ def missing() -> list[str]:
         gone.append("ray.tune.logger.JsonLoggerCallback: _restore_from_remote")
     if getattr(getattr(ResultGrid(_NoTrials()), "_experiment_analysis", None), "trials", None) != []:
         gone.append("ray.tune.ResultGrid: _experiment_analysis.trials")
-    from dltune.ray_compat import optuna_search, schedulers
+    from dltune.ray_compat import optuna_search, scheduler_state, schedulers
 
-    return gone + schedulers.missing() + optuna_search.missing()
+    return gone + schedulers.missing() + optuna_search.missing() + scheduler_state.missing()
 
 
 class _NoTrials:

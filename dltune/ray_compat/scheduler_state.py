@@ -1,0 +1,157 @@
+"""A scheduler's state, carried across a driver kill.
+
+Ray Tune restores a searcher on resume, but builds the scheduler afresh from tuner.pkl:
+ASHA's rungs, HyperBand's brackets, the median rule's history and PBT's population start
+empty, so a resumed search lets through trials the full history would stop, and stops others.
+
+``SchedulerState`` is a Tune callback holding the scheduler. Tune asks callbacks for their state
+in the same save as the experiment state, right after it; it writes that state atomically (a
+temp file renamed into place) and hands it back on resume, before any trial runs again. The
+snapshot is:
+- for a scheduler with its own save/restore (ASHA), what it saves;
+- for any other, its attributes, pickled with each Trial as its id (the resumed trials are new
+  objects), the scheduler as itself (HyperBand's budget functions close over it), and a PBT save
+  still in flight as the checkpoint it resolved to, or none.
+
+Each snapshot is tagged with the controller step it was taken in, which Ray's experiment state
+records too. The last two are kept: the one whose step matches the restored experiment state is
+used, so a sync that copied one file and not the other still finds its pair.
+
+Private name used (Ray 2.60), checked by ``dltune.ray_compat.missing()``:
+``ray.train._internal.session._FutureTrainingResult``, the pending checkpoint save PBT keeps.
+"""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import sys
+import tempfile
+from typing import Any
+
+from ray import cloudpickle
+from ray.train._internal import session as train_session
+from ray.tune import Callback
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import TrialScheduler
+
+KEPT = 2
+OWN_SAVE, ATTRIBUTES = "save", "attributes"
+
+
+def _saves_itself(scheduler: TrialScheduler) -> bool:
+    return type(scheduler).save is not TrialScheduler.save
+
+
+class _Pickler(cloudpickle.Pickler):
+    def __init__(self, file: io.BytesIO, scheduler: TrialScheduler) -> None:
+        super().__init__(file)
+        self.scheduler = scheduler
+
+    def persistent_id(self, obj: Any) -> Any:
+        if obj is self.scheduler:
+            return ("scheduler",)
+        if isinstance(obj, Trial):
+            return ("trial", obj.trial_id)
+        if isinstance(obj, train_session._FutureTrainingResult):  # the save outlives no driver: keep what it saved, if it has
+            saved = obj.resolve(block=False)
+            return ("checkpoint", saved.checkpoint if saved else None)
+        return None
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, scheduler: TrialScheduler, trials: dict[str, Trial]) -> None:
+        super().__init__(file)
+        self.scheduler, self.trials = scheduler, trials
+
+    def persistent_load(self, pid: Any) -> Any:
+        if pid[0] == "scheduler":
+            return self.scheduler
+        if pid[0] == "trial":
+            if pid[1] not in self.trials:
+                raise LookupError(f"it names trial {pid[1]}, which the experiment state does not have")
+            return self.trials[pid[1]]
+        return pid[1]
+
+
+def snapshot(scheduler: TrialScheduler) -> tuple[str, bytes]:
+    """(how it was taken, the bytes) of the scheduler's state now."""
+    if _saves_itself(scheduler):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "scheduler")
+            scheduler.save(path)
+            with open(path, "rb") as f:
+                return OWN_SAVE, f.read()
+    buffer = io.BytesIO()
+    _Pickler(buffer, scheduler).dump(scheduler.__dict__)
+    return ATTRIBUTES, buffer.getvalue()
+
+
+def restore(scheduler: TrialScheduler, kind: str, data: bytes, trials: list[Trial]) -> None:
+    """Put a snapshot back into ``scheduler``, its trials resolved among ``trials``."""
+    if kind == OWN_SAVE:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "scheduler")
+            with open(path, "wb") as f:
+                f.write(data)
+            scheduler.restore(path)
+    else:
+        scheduler.__dict__.update(_Unpickler(io.BytesIO(data), scheduler, {t.trial_id: t for t in trials}).load())
+
+
+class SchedulerState(Callback):
+    """Saves the scheduler with every experiment checkpoint; after a resume, puts the matching
+    snapshot back at the first step, once Tune has re-added the trials and before any reports."""
+
+    def __init__(self, scheduler: TrialScheduler, verbose: bool) -> None:
+        self.scheduler = scheduler
+        self.verbose = verbose
+        self.step = 0  # the controller's step, as its experiment state records it
+        self.snapshots: list[tuple[int, str, bytes]] = []
+        self.pending = False
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        if self.pending:
+            self.pending = False
+            self._restore(iteration, trials)
+        self.step = iteration
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self.step = iteration  # the final save, after the last step, is tagged with this
+
+    def get_state(self) -> dict[str, Any]:
+        kept = [s for s in self.snapshots if s[0] != self.step]
+        self.snapshots = [*kept, (self.step, *snapshot(self.scheduler))][-KEPT:]
+        return {"snapshots": list(self.snapshots)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.snapshots = list(state["snapshots"])
+        self.pending = True
+
+    def _restore(self, step: int, trials: list[Trial]) -> None:
+        name = type(self.scheduler).__name__
+        if not self.snapshots:
+            _warn(f"no saved state for {name}: it starts afresh")
+            return
+        # the experiment state's own step, else the nearest, older first (a save cut short between the two files)
+        saved_at, kind, data = min(self.snapshots, key=lambda s: (abs(s[0] - step), s[0] > step))
+        try:
+            restore(self.scheduler, kind, data, trials)
+        except Exception as e:  # a state this scheduler cannot take back: say so rather than half-restore it
+            _warn(f"the saved state of {name} could not be restored ({type(e).__name__}: {e}); it starts afresh")
+            return
+        if saved_at != step:
+            _warn(f"{name}'s state is from step {saved_at}, the experiment state from step {step} (the driver died between "
+                  "saving the two); decisions on results reported in between may differ from an uninterrupted search")
+        elif self.verbose:
+            print(f"resume: {name} restored as it was at the last saved step ({step})", flush=True)
+
+
+def _warn(text: str) -> None:
+    print(f"dltune: warning: resume: {text}", file=sys.stderr, flush=True)
+
+
+def missing() -> list[str]:
+    """What of the above the installed Ray lacks, each as 'where: name'."""
+    future = getattr(train_session, "_FutureTrainingResult", None)
+    return [] if future is not None and callable(getattr(future, "resolve", None)) else ["ray.train._internal.session: _FutureTrainingResult.resolve"]

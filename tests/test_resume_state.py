@@ -1,0 +1,74 @@
+"""A search whose driver was killed resumes with its scheduler as it was: a resumed ASHA search
+makes the decisions the full history does, and every stateful scheduler is put back at the
+step of the experiment state it resumes from."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from asha_replay import replay_asha
+from conftest import ROOT, pbt_exploits, run_cli, trial_results
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+# one trial at a time, each epoch half a second: the order results reach the scheduler is the trials' order
+SIMULATED = ["tune", "configs/quickstart_tune.yaml", "train.fn=byo_user.train:simulated", "tune.space={params.x: {uniform: [-5.0, 5.0]}}",
+             "tune.metric=loss", "tune.mode=min", "tune.searcher=random", "train.epochs=9", "params={sleep: 0.5}", "tune.max_concurrent_trials=1",
+             "tune.local_cpus=2", "output.experiment=k"]
+ASHA = ["tune.scheduler=asha", "tune.grace_period=1", "tune.reduction_factor=3", "tune.num_samples=16"]
+RESTORED = "restored as it was at the last saved step"
+
+
+def _killed_and_resumed(args: list[str], exp: Path, user_root: Path, reported: int) -> subprocess.CompletedProcess:
+    """Run the search, SIGKILL its driver once ``reported`` trials have results, resume it."""
+    env = dict(os.environ, TUNE_GLOBAL_CHECKPOINT_S="1", RAY_ADDRESS="", OMP_NUM_THREADS="1", PYTHONPATH=str(user_root))
+    proc = subprocess.Popen([sys.executable, "-m", "dltune", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None and (not exp.exists() or len(trial_results(exp)) < reported):
+        time.sleep(0.5)
+    assert proc.poll() is None, "the search ended before the kill"
+    time.sleep(2)  # let the experiment state record them
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
+    proc.wait()
+    assert not (exp / "summary.json").exists()
+    resumed = run_cli(*args, "--resume", env={"RAY_ADDRESS": "", "PYTHONPATH": str(user_root), "TUNE_GLOBAL_CHECKPOINT_S": "1"})
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    return resumed
+
+
+@pytest.mark.parametrize("killed", [False, True], ids=["uninterrupted", "killed"])
+def test_asha_decisions_match_the_replay_of_the_full_history(tmp_path: Path, user_root: Path, killed: bool) -> None:
+    args = [*SIMULATED, *ASHA, f"output.dir={tmp_path}"]
+    exp = tmp_path / "k"
+    if killed:
+        resumed = _killed_and_resumed(args, exp, user_root, reported=6)
+        assert f"AsyncHyperBandScheduler {RESTORED}" in resumed.stdout and "warning: resume" not in resumed.stderr, resumed.stderr[-2000:]
+    else:
+        done = run_cli(*args, env={"RAY_ADDRESS": "", "PYTHONPATH": str(user_root)})
+        assert done.returncode == 0, done.stderr[-3000:]
+    replay = replay_asha(exp, "loss", "min", max_t=9, grace_period=1, reduction_factor=3)
+    assert replay.past_stop == [] and replay.wrongly_stopped == [], replay
+    histories = trial_results(exp)
+    assert len(histories) == 16 and replay.decisions >= 16
+    assert any(max(r["epoch"] for r in h) < 9 for h in histories.values()), "ASHA stopped nothing: the replay judged nothing"
+
+
+@pytest.mark.parametrize(("scheduler", "name"), [
+    (["tune.scheduler=hyperband", "tune.reduction_factor=3", "tune.num_samples=10"], "FullFidelityHyperBand"),
+    (["tune.scheduler=median", "tune.grace_period=1", "tune.num_samples=8"], "MedianStoppingRule"),
+    (["tune.scheduler=pbt", "tune.perturbation_interval=2", "tune.num_samples=4", "tune.max_concurrent_trials=2"], "SafePBT"),
+], ids=["hyperband", "median", "pbt"])
+def test_a_resumed_search_puts_its_scheduler_back_as_it_was_saved(tmp_path: Path, user_root: Path, scheduler: list[str], name: str) -> None:
+    exp = tmp_path / "k"
+    resumed = _killed_and_resumed([*SIMULATED, *scheduler, f"output.dir={tmp_path}"], exp, user_root, reported=3)
+    assert f"{name} {RESTORED}" in resumed.stdout and "warning: resume" not in resumed.stderr, (resumed.stdout[-2000:], resumed.stderr[-2000:])
+    if name == "SafePBT":  # the restored population: no trial exploited twice for one interval
+        exploits = [(target, iteration) for target, _, iteration, *_ in pbt_exploits(exp)]
+        assert len(exploits) == len(set(exploits)), exploits
