@@ -15,8 +15,6 @@ import pytest
 from asha_replay import replay_asha
 from conftest import ROOT, pbt_exploits, run_cli, trial_results
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
-
 # one trial at a time, each epoch half a second: the order results reach the scheduler is the trials' order
 SIMULATED = ["tune", "configs/quickstart_tune.yaml", "train.fn=byo_user.train:simulated", "tune.space={params.x: {uniform: [-5.0, 5.0]}}",
              "tune.metric=loss", "tune.mode=min", "tune.searcher=random", "train.epochs=9", "params={sleep: 0.5}", "tune.max_concurrent_trials=1",
@@ -43,6 +41,8 @@ def _killed_and_resumed(args: list[str], exp: Path, user_root: Path, reported: i
     return resumed
 
 
+@pytest.mark.slow
+@pytest.mark.ray
 @pytest.mark.parametrize("killed", [False, True], ids=["uninterrupted", "killed"])
 def test_asha_decisions_match_the_replay_of_the_full_history(tmp_path: Path, user_root: Path, killed: bool) -> None:
     args = [*SIMULATED, *ASHA, f"output.dir={tmp_path}"]
@@ -60,6 +60,8 @@ def test_asha_decisions_match_the_replay_of_the_full_history(tmp_path: Path, use
     assert any(max(r["epoch"] for r in h) < 9 for h in histories.values()), "ASHA stopped nothing: the replay judged nothing"
 
 
+@pytest.mark.slow
+@pytest.mark.ray
 @pytest.mark.parametrize(("scheduler", "name"), [
     (["tune.scheduler=hyperband", "tune.reduction_factor=3", "tune.num_samples=10"], "FullFidelityHyperBand"),
     (["tune.scheduler=median", "tune.grace_period=1", "tune.num_samples=8"], "MedianStoppingRule"),
@@ -72,3 +74,53 @@ def test_a_resumed_search_puts_its_scheduler_back_as_it_was_saved(tmp_path: Path
     if name == "SafePBT":  # the restored population: no trial exploited twice for one interval
         exploits = [(target, iteration) for target, _, iteration, *_ in pbt_exploits(exp)]
         assert len(exploits) == len(set(exploits)), exploits
+
+
+def _hyperband_with_trials(ids: list[str]) -> tuple[object, list]:
+    from ray.tune.experiment import Trial
+
+    from dltune.ray_compat.schedulers import FullFidelityHyperBand
+
+    scheduler = FullFidelityHyperBand(time_attr="epoch", metric="loss", mode="min", max_t=9, reduction_factor=3)
+    trials = [Trial("t", stub=True, trial_id=i) for i in ids]
+    for trial in trials:
+        scheduler.on_trial_add(None, trial)
+    return scheduler, trials
+
+
+def _brackets(scheduler: object) -> list:
+    """Each bracket's trial ids, first budget and halvings, and each trial's bracket, as ids."""
+    brackets = [b for band in scheduler._hyperbands for b in band]
+    return [[([t.trial_id for t in b._all_trials], b._r, b._halves) for b in brackets],
+            {t.trial_id: (brackets.index(b), band) for t, (b, band) in scheduler._trial_info.items()}]
+
+
+def test_a_snapshot_comes_back_onto_the_resumed_trials_and_scheduler() -> None:
+    from dltune.ray_compat.scheduler_state import restore, snapshot
+
+    ids = [f"a_{i:05d}" for i in range(7)]
+    saved, _ = _hyperband_with_trials(ids)
+    fresh, resumed = _hyperband_with_trials(list(reversed(ids)))  # re-added in another order, as Tune does by last result time
+    kind, data = snapshot(saved)
+    restore(fresh, kind, data, resumed)
+    assert _brackets(fresh) == _brackets(saved) != _brackets(_hyperband_with_trials(list(reversed(ids)))[0])
+    by_id = {t.trial_id: t for t in resumed}
+    assert all(trial is by_id[trial.trial_id] for trial in fresh._trial_info)  # the resumed Trial objects, not copies
+    assert fresh._get_r0(1) == 3 and fresh._get_r0.__closure__[0].cell_contents is fresh  # HyperBand's budget function: the resumed scheduler's
+
+
+def test_a_scheduler_that_cannot_be_saved_leaves_the_search_running_and_says_so(capsys: pytest.CaptureFixture) -> None:
+    import threading
+
+    from ray.tune.schedulers import FIFOScheduler
+
+    from dltune.ray_compat.scheduler_state import SchedulerState
+
+    class Locked(FIFOScheduler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lock = threading.Lock()
+
+    keeper = SchedulerState(Locked(), verbose=False)
+    assert keeper.get_state() == {"snapshots": []} and keeper.get_state() == {"snapshots": []}
+    assert capsys.readouterr().err.count("Locked's state cannot be saved") == 1

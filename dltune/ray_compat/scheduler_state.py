@@ -109,6 +109,7 @@ class SchedulerState(Callback):
         self.step = 0  # the controller's step, as its experiment state records it
         self.snapshots: list[tuple[int, str, bytes]] = []
         self.pending = False
+        self.unsaved = False  # the last save could not take a snapshot (said once)
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
         if self.pending:
@@ -120,8 +121,15 @@ class SchedulerState(Callback):
         self.step = iteration  # the final save, after the last step, is tagged with this
 
     def get_state(self) -> dict[str, Any]:
-        kept = [s for s in self.snapshots if s[0] != self.step]
-        self.snapshots = [*kept, (self.step, *snapshot(self.scheduler))][-KEPT:]
+        try:
+            taken = snapshot(self.scheduler)
+        except Exception as e:  # e.g. a plugin scheduler holding a lock: the search goes on, a resume starts it afresh
+            if not self.unsaved:
+                _warn(f"{type(self.scheduler).__name__}'s state cannot be saved ({type(e).__name__}: {e}); a --resume would start it afresh", "")
+            self.snapshots, self.unsaved = [], True
+        else:
+            kept = [s for s in self.snapshots if s[0] != self.step]
+            self.snapshots, self.unsaved = [*kept, (self.step, *taken)][-KEPT:], False
         return {"snapshots": list(self.snapshots)}
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -147,8 +155,8 @@ class SchedulerState(Callback):
             print(f"resume: {name} restored as it was at the last saved step ({step})", flush=True)
 
 
-def _warn(text: str) -> None:
-    print(f"dltune: warning: resume: {text}", file=sys.stderr, flush=True)
+def _warn(text: str, topic: str = "resume: ") -> None:
+    print(f"dltune: warning: {topic}{text}", file=sys.stderr, flush=True)
 
 
 def missing() -> list[str]:
