@@ -62,15 +62,20 @@ def test_asha_decisions_match_the_replay_of_the_full_history(tmp_path: Path, use
 
 @pytest.mark.slow
 @pytest.mark.ray
-@pytest.mark.parametrize(("scheduler", "name"), [
-    (["tune.scheduler=hyperband", "tune.reduction_factor=3", "tune.num_samples=10"], "FullFidelityHyperBand"),
-    (["tune.scheduler=median", "tune.grace_period=1", "tune.num_samples=8"], "MedianStoppingRule"),
-    (["tune.scheduler=pbt", "tune.perturbation_interval=2", "tune.num_samples=4", "tune.max_concurrent_trials=2"], "SafePBT"),
-], ids=["hyperband", "median", "pbt"])
-def test_a_resumed_search_puts_its_scheduler_back_as_it_was_saved(tmp_path: Path, user_root: Path, scheduler: list[str], name: str) -> None:
+@pytest.mark.parametrize(("scheduler", "name", "said"), [
+    (["tune.scheduler=median", "tune.grace_period=1", "tune.num_samples=8"], "MedianStoppingRule", RESTORED),
+    (["tune.scheduler=pbt", "tune.perturbation_interval=2", "tune.num_samples=4", "tune.max_concurrent_trials=2"], "SafePBT", RESTORED),
+    # two at a time: trials wait paused at a rung when the driver dies, and come back pending
+    (["tune.scheduler=hyperband", "tune.reduction_factor=3", "tune.num_samples=10", "tune.max_concurrent_trials=2"], "FullFidelityHyperBand",
+     "brackets start afresh"),
+], ids=["median", "pbt", "hyperband"])
+def test_a_resumed_search_puts_its_scheduler_back_as_it_was_saved(tmp_path: Path, user_root: Path, scheduler: list[str], name: str, said: str) -> None:
     exp = tmp_path / "k"
     resumed = _killed_and_resumed([*SIMULATED, *scheduler, f"output.dir={tmp_path}"], exp, user_root, reported=3)
-    assert f"{name} {RESTORED}" in resumed.stdout and "warning: resume" not in resumed.stderr, (resumed.stdout[-2000:], resumed.stderr[-2000:])
+    if said == RESTORED:
+        assert f"{name} {RESTORED}" in resumed.stdout and "warning: resume" not in resumed.stderr, (resumed.stdout[-2000:], resumed.stderr[-2000:])
+    else:  # not restored, and the resume says so
+        assert f"warning: resume: {name}'s {said}" in resumed.stderr and RESTORED not in resumed.stdout, resumed.stderr[-2000:]
     if name == "SafePBT":  # the restored population: no trial exploited twice for one interval
         exploits = [(target, iteration) for target, _, iteration, *_ in pbt_exploits(exp)]
         assert len(exploits) == len(set(exploits)), exploits
@@ -124,3 +129,40 @@ def test_a_scheduler_that_cannot_be_saved_leaves_the_search_running_and_says_so(
     keeper = SchedulerState(Locked(), verbose=False)
     assert keeper.get_state() == {"snapshots": []} and keeper.get_state() == {"snapshots": []}
     assert capsys.readouterr().err.count("Locked's state cannot be saved") == 1
+
+
+def test_only_the_snapshot_of_the_experiment_states_step_is_put_back(capsys: pytest.CaptureFixture) -> None:
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import MedianStoppingRule
+
+    from dltune.ray_compat.scheduler_state import SchedulerState
+
+    trials = [Trial("t", stub=True, trial_id=f"m_{i:05d}") for i in range(3)]
+    keeper = SchedulerState(MedianStoppingRule(time_attr="epoch", metric="loss", mode="min"), verbose=True)
+    keeper.on_step_begin(5, trials)
+    keeper.scheduler._stopped_trials.add(trials[0])
+    saved = keeper.get_state()
+    for step, restored in ((6, False), (5, True)):  # step 6: Ray saved a newer experiment state, then died before this one
+        resumed = SchedulerState(MedianStoppingRule(time_attr="epoch", metric="loss", mode="min"), verbose=True)
+        resumed.set_state(saved)
+        resumed.on_step_begin(step, trials)
+        assert (trials[0] in resumed.scheduler._stopped_trials) is restored
+        out = capsys.readouterr()
+        assert ("restored as it was" in out.out) is restored and ("matches the experiment state (step 6)" in out.err) is not restored
+
+
+def test_asha_takes_back_a_trial_it_dropped_when_it_failed() -> None:
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import ASHAScheduler
+
+    from dltune.ray_compat.scheduler_state import readd_forgotten, restore, snapshot
+
+    trials = [Trial("t", stub=True, trial_id=f"e_{i:05d}") for i in range(2)]
+    saved = ASHAScheduler(time_attr="epoch", metric="loss", mode="min", max_t=9)
+    for trial in trials:
+        saved.on_trial_add(None, trial)
+    saved.on_trial_remove(None, trials[1])  # what an error that used up its retries does
+    fresh = ASHAScheduler(time_attr="epoch", metric="loss", mode="min", max_t=9)
+    restore(fresh, *snapshot(saved), trials)
+    readd_forgotten(fresh, trials)  # Tune resumes the errored trial: it reports again
+    assert fresh.on_trial_result(None, trials[1], {"epoch": 1, "loss": 0.5}) == "CONTINUE"

@@ -14,11 +14,16 @@ snapshot is:
   still in flight as the checkpoint it resolved to, or none.
 
 Each snapshot is tagged with the controller step it was taken in, which Ray's experiment state
-records too. The last two are kept: the one whose step matches the restored experiment state is
-used, so a sync that copied one file and not the other still finds its pair.
+records too. The last two are kept, so a sync that copied this file and not the experiment
+state still finds the snapshot matching the experiment state's step.
 
-Private name used (Ray 2.60), checked by ``dltune.ray_compat.missing()``:
-``ray.train._internal.session._FutureTrainingResult``, the pending checkpoint save PBT keeps.
+Only the snapshot of the experiment state's own step is put back. HyperBand's (and BOHB's)
+brackets are not: Tune brings the trials they held paused at a rung back as pending, and a
+restored bracket fails on a pending trial; they start afresh, and the resume says so.
+
+Private names used (Ray 2.60), checked by ``dltune.ray_compat.missing()``:
+``ray.train._internal.session._FutureTrainingResult``, the pending checkpoint save PBT keeps;
+``AsyncHyperBandScheduler._trial_info``, the trials ASHA knows (it drops one that failed).
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ from ray import cloudpickle
 from ray.train._internal import session as train_session
 from ray.tune import Callback
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import TrialScheduler
+from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler, TrialScheduler
 
 KEPT = 2
 OWN_SAVE, ATTRIBUTES = "save", "attributes"
@@ -121,6 +126,8 @@ class SchedulerState(Callback):
         self.step = iteration  # the final save, after the last step, is tagged with this
 
     def get_state(self) -> dict[str, Any]:
+        if isinstance(self.scheduler, HyperBandScheduler):
+            return {"snapshots": []}  # not restored (see _restore); the resume still says so
         try:
             taken = snapshot(self.scheduler)
         except Exception as e:  # e.g. a plugin scheduler holding a lock: the search goes on, a resume starts it afresh
@@ -138,21 +145,31 @@ class SchedulerState(Callback):
 
     def _restore(self, step: int, trials: list[Trial]) -> None:
         name = type(self.scheduler).__name__
-        if not self.snapshots:
-            _warn(f"no saved state for {name}: it starts afresh")
+        if isinstance(self.scheduler, HyperBandScheduler):
+            _warn(f"{name}'s brackets start afresh: the trials they held paused at a rung come back pending, which a restored "
+                  "bracket cannot take")
             return
-        # the experiment state's own step, else the nearest, older first (a save cut short between the two files)
-        saved_at, kind, data = min(self.snapshots, key=lambda s: (abs(s[0] - step), s[0] > step))
+        matching = [s for s in self.snapshots if s[0] == step]
+        if not matching:  # none, or the driver died between saving the experiment state and this one
+            _warn(f"no saved state of {name} matches the experiment state (step {step}): it starts afresh")
+            return
+        _, kind, data = matching[-1]
         try:
             restore(self.scheduler, kind, data, trials)
         except Exception as e:  # a state this scheduler cannot take back: say so rather than half-restore it
             _warn(f"the saved state of {name} could not be restored ({type(e).__name__}: {e}); it starts afresh")
             return
-        if saved_at != step:
-            _warn(f"{name}'s state is from step {saved_at}, the experiment state from step {step} (the driver died between "
-                  "saving the two); decisions on results reported in between may differ from an uninterrupted search")
-        elif self.verbose:
+        readd_forgotten(self.scheduler, trials)
+        if self.verbose:
             print(f"resume: {name} restored as it was at the last saved step ({step})", flush=True)
+
+
+def readd_forgotten(scheduler: TrialScheduler, trials: list[Trial]) -> None:
+    """ASHA forgets a trial that failed for good; Tune resumes it (resume_errored), so it is added again."""
+    if isinstance(scheduler, AsyncHyperBandScheduler):
+        for trial in trials:
+            if trial.status != Trial.TERMINATED and trial.trial_id not in scheduler._trial_info:
+                scheduler.on_trial_add(None, trial)  # ASHA's does not use the controller
 
 
 def _warn(text: str, topic: str = "resume: ") -> None:
@@ -162,4 +179,6 @@ def _warn(text: str, topic: str = "resume: ") -> None:
 def missing() -> list[str]:
     """What of the above the installed Ray lacks, each as 'where: name'."""
     future = getattr(train_session, "_FutureTrainingResult", None)
-    return [] if future is not None and callable(getattr(future, "resolve", None)) else ["ray.train._internal.session: _FutureTrainingResult.resolve"]
+    gone = [] if future is not None and callable(getattr(future, "resolve", None)) else ["ray.train._internal.session: _FutureTrainingResult.resolve"]
+    asha = AsyncHyperBandScheduler(time_attr="t", metric="m", mode="max", max_t=9)
+    return gone + ([] if isinstance(getattr(asha, "_trial_info", None), dict) else ["ray.tune.schedulers.AsyncHyperBandScheduler: _trial_info"])
