@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from asha_replay import replay_asha
-from conftest import ROOT, pbt_exploits, run_cli, trial_results
+from conftest import ROOT, run_cli, trial_results
 
 # one trial at a time, each epoch half a second: the order results reach the scheduler is the trials' order
 SIMULATED = ["tune", "configs/quickstart_tune.yaml", "train.fn=byo_user.train:simulated", "tune.space={params.x: {uniform: [-5.0, 5.0]}}",
@@ -64,7 +64,8 @@ def test_asha_decisions_match_the_replay_of_the_full_history(tmp_path: Path, use
 @pytest.mark.ray
 @pytest.mark.parametrize(("scheduler", "name", "said"), [
     (["tune.scheduler=median", "tune.grace_period=1", "tune.num_samples=8"], "MedianStoppingRule", RESTORED),
-    (["tune.scheduler=pbt", "tune.perturbation_interval=2", "tune.num_samples=4", "tune.max_concurrent_trials=2"], "SafePBT", RESTORED),
+    (["tune.scheduler=pbt", "tune.perturbation_interval=2", "tune.num_samples=4", "tune.max_concurrent_trials=2"], "SafePBT",
+     "population starts afresh"),
     # two at a time: trials wait paused at a rung when the driver dies, and come back pending
     (["tune.scheduler=hyperband", "tune.reduction_factor=3", "tune.num_samples=10", "tune.max_concurrent_trials=2"], "FullFidelityHyperBand",
      "brackets start afresh"),
@@ -76,9 +77,6 @@ def test_a_resumed_search_puts_its_scheduler_back_as_it_was_saved(tmp_path: Path
         assert f"{name} {RESTORED}" in resumed.stdout and "warning: resume" not in resumed.stderr, (resumed.stdout[-2000:], resumed.stderr[-2000:])
     else:  # not restored, and the resume says so
         assert f"warning: resume: {name}'s {said}" in resumed.stderr and RESTORED not in resumed.stdout, resumed.stderr[-2000:]
-    if name == "SafePBT":  # the restored population: no trial exploited twice for one interval
-        exploits = [(target, iteration) for target, _, iteration, *_ in pbt_exploits(exp)]
-        assert len(exploits) == len(set(exploits)), exploits
 
 
 def _hyperband_with_trials(ids: list[str]) -> tuple[object, list]:

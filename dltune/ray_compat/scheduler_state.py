@@ -10,8 +10,7 @@ temp file renamed into place) and hands it back on resume, before any trial runs
 snapshot is:
 - for a scheduler with its own save/restore (ASHA), what it saves;
 - for any other, its attributes, pickled with each Trial as its id (the resumed trials are new
-  objects), the scheduler as itself (HyperBand's budget functions close over it), and a PBT save
-  still in flight as the checkpoint it resolved to, or none.
+  objects) and the scheduler as itself (a budget function may close over it).
 
 Each snapshot is tagged with the controller step it was taken in, which Ray's experiment state
 records too. The last two are kept, so a sync that copied this file and not the experiment
@@ -19,10 +18,10 @@ state still finds the snapshot matching the experiment state's step.
 
 Only the snapshot of the experiment state's own step is put back. HyperBand's (and BOHB's)
 brackets are not: Tune brings the trials they held paused at a rung back as pending, and a
-restored bracket fails on a pending trial; they start afresh, and the resume says so.
+restored bracket fails on a pending trial. Nor is PBT's (or PB2's) population: put back, it
+failed a resumed search in Tune's controller. Both start afresh, and the resume says so.
 
-Private names used (Ray 2.60), checked by ``dltune.ray_compat.missing()``:
-``ray.train._internal.session._FutureTrainingResult``, the pending checkpoint save PBT keeps;
+Private name used (Ray 2.60), checked by ``dltune.ray_compat.missing()``:
 ``AsyncHyperBandScheduler._trial_info``, the trials ASHA knows (it drops one that failed).
 """
 from __future__ import annotations
@@ -35,10 +34,9 @@ import tempfile
 from typing import Any
 
 from ray import cloudpickle
-from ray.train._internal import session as train_session
 from ray.tune import Callback
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler, TrialScheduler
+from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler, PopulationBasedTraining, TrialScheduler
 
 KEPT = 2
 OWN_SAVE, ATTRIBUTES = "save", "attributes"
@@ -58,9 +56,6 @@ class _Pickler(cloudpickle.Pickler):
             return ("scheduler",)
         if isinstance(obj, Trial):
             return ("trial", obj.trial_id)
-        if isinstance(obj, train_session._FutureTrainingResult):  # the save outlives no driver: keep what it saved, if it has
-            saved = obj.resolve(block=False)
-            return ("checkpoint", saved.checkpoint if saved else None)
         return None
 
 
@@ -72,11 +67,9 @@ class _Unpickler(pickle.Unpickler):
     def persistent_load(self, pid: Any) -> Any:
         if pid[0] == "scheduler":
             return self.scheduler
-        if pid[0] == "trial":
-            if pid[1] not in self.trials:
-                raise LookupError(f"it names trial {pid[1]}, which the experiment state does not have")
-            return self.trials[pid[1]]
-        return pid[1]
+        if pid[1] not in self.trials:  # ("trial", id)
+            raise LookupError(f"it names trial {pid[1]}, which the experiment state does not have")
+        return self.trials[pid[1]]
 
 
 def snapshot(scheduler: TrialScheduler) -> tuple[str, bytes]:
@@ -126,8 +119,8 @@ class SchedulerState(Callback):
         self.step = iteration  # the final save, after the last step, is tagged with this
 
     def get_state(self) -> dict[str, Any]:
-        if isinstance(self.scheduler, HyperBandScheduler):
-            return {"snapshots": []}  # not restored (see _restore); the resume still says so
+        if starts_afresh(self.scheduler):
+            return {"snapshots": []}  # not restored; the resume still says so
         try:
             taken = snapshot(self.scheduler)
         except Exception as e:  # e.g. a plugin scheduler holding a lock: the search goes on, a resume starts it afresh
@@ -145,9 +138,9 @@ class SchedulerState(Callback):
 
     def _restore(self, step: int, trials: list[Trial]) -> None:
         name = type(self.scheduler).__name__
-        if isinstance(self.scheduler, HyperBandScheduler):
-            _warn(f"{name}'s brackets start afresh: the trials they held paused at a rung come back pending, which a restored "
-                  "bracket cannot take")
+        afresh = starts_afresh(self.scheduler)
+        if afresh:
+            _warn(f"{name}'s {afresh}")
             return
         matching = [s for s in self.snapshots if s[0] == step]
         if not matching:  # none, or the driver died between saving the experiment state and this one
@@ -164,6 +157,15 @@ class SchedulerState(Callback):
             print(f"resume: {name} restored as it was at the last saved step ({step})", flush=True)
 
 
+def starts_afresh(scheduler: TrialScheduler) -> str | None:
+    """Why this scheduler is not restored on a resume, or None where it is."""
+    if isinstance(scheduler, HyperBandScheduler):
+        return "brackets start afresh: the trials they held paused at a rung come back pending, which a restored bracket cannot take"
+    if isinstance(scheduler, PopulationBasedTraining):  # PB2 too
+        return "population starts afresh: put back onto the resumed trials, it failed a resumed search in Tune's controller"
+    return None
+
+
 def readd_forgotten(scheduler: TrialScheduler, trials: list[Trial]) -> None:
     """ASHA forgets a trial that failed for good; Tune resumes it (resume_errored), so it is added again."""
     if isinstance(scheduler, AsyncHyperBandScheduler):
@@ -178,7 +180,5 @@ def _warn(text: str, topic: str = "resume: ") -> None:
 
 def missing() -> list[str]:
     """What of the above the installed Ray lacks, each as 'where: name'."""
-    future = getattr(train_session, "_FutureTrainingResult", None)
-    gone = [] if future is not None and callable(getattr(future, "resolve", None)) else ["ray.train._internal.session: _FutureTrainingResult.resolve"]
     asha = AsyncHyperBandScheduler(time_attr="t", metric="m", mode="max", max_t=9)
-    return gone + ([] if isinstance(getattr(asha, "_trial_info", None), dict) else ["ray.tune.schedulers.AsyncHyperBandScheduler: _trial_info"])
+    return ([] if isinstance(getattr(asha, "_trial_info", None), dict) else ["ray.tune.schedulers.AsyncHyperBandScheduler: _trial_info"])
