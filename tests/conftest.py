@@ -88,6 +88,16 @@ def start_test_ray() -> None:
     start_local_ray(num_cpus=4, log_to_driver=False)
 
 
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray for the tests of one module, shut down after them."""
+    import ray
+
+    start_test_ray()
+    yield ray
+    ray.shutdown()
+
+
 def pbt_exploits(exp: Path) -> list[list]:
     """[target tag, donor tag, target iteration, donor iteration, donor config, new config] per exploit."""
     path = exp / "pbt_global.txt"

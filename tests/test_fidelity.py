@@ -10,22 +10,11 @@ import pytest
 
 from ray.tune.schedulers import HyperBandScheduler
 
-from conftest import start_test_ray
 from dltune import api
 from dltune.config import Config, load_config
 from dltune.hpo import algorithms
 from dltune.ray_compat.schedulers import hyperband_brackets, rung
 from dltune.space import parse_space
-
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    import ray
-
-    start_test_ray()
-    yield ray
-    ray.shutdown()
 
 
 def curve(ctx) -> None:
@@ -76,6 +65,53 @@ def test_every_hyperband_bracket_ends_at_train_epochs(searcher: str, epochs: int
 def test_rays_own_hyperband_still_ends_brackets_short_of_max_t() -> None:
     """Why FullFidelityHyperBand exists; when Ray fixes this, it can go."""
     assert [rungs[-1] for _, rungs in hyperband_brackets(HyperBandScheduler(max_t=52, reduction_factor=3))] == [52, 51, 45, 27]
+
+
+class _Pausing:
+    """A trial as HyperBand sees it: a status, and whether a save (here the pause's) is in flight."""
+
+    def __init__(self, name: str) -> None:
+        self.trial_id, self.status, self.is_saving = name, "RUNNING", False
+
+
+class _Controller:
+    """Tune's stop_trial as HyperBand meets it: PENDING or PAUSED -> on_trial_remove, RUNNING -> on_trial_complete."""
+
+    def __init__(self, scheduler) -> None:
+        self.scheduler = scheduler
+
+    def stop_trial(self, trial) -> None:
+        if trial.status in ("PENDING", "PAUSED"):
+            self.scheduler.on_trial_remove(self, trial)
+        elif trial.status == "RUNNING":
+            self.scheduler.on_trial_complete(self, trial, {})
+        trial.status, trial.is_saving = "TERMINATED", False
+
+
+def test_hyperband_stops_a_trial_whose_pause_was_saving_when_its_bracket_finished() -> None:
+    """The hang of the 14-trial search: a trial reaches max_t and pauses; before its pause's save
+    resolves, the bracket's last trial reaches max_t, so the bracket finishes and stops its PAUSED
+    trials, which this one is not yet. Once saved it is PAUSED in a finished bracket: no result
+    or removal comes for it, and Ray's HyperBand never picks it to run, so Tune waited for ever."""
+    from ray.tune.schedulers import TrialScheduler
+
+    from dltune.ray_compat.schedulers import FullFidelityHyperBand
+
+    scheduler = FullFidelityHyperBand(time_attr="epoch", metric="loss", mode="min", max_t=2, reduction_factor=2)
+    controller = _Controller(scheduler)
+    first, last = _Pausing("first"), _Pausing("last")  # the one bracket of max_t 2 holding two trials
+    for trial in (first, last):
+        scheduler.on_trial_add(controller, trial)
+    assert scheduler._trial_info[first][0] is scheduler._trial_info[last][0]
+    for trial in (first, last):
+        assert scheduler.on_trial_result(controller, trial, {"epoch": 1, "loss": 1.0}) == TrialScheduler.CONTINUE
+    assert scheduler.on_trial_result(controller, first, {"epoch": 2, "loss": 0.5}) == TrialScheduler.PAUSE
+    first.is_saving = True  # Tune's pause_trial saves first; the trial stays RUNNING until the save resolves
+    assert scheduler.on_trial_result(controller, last, {"epoch": 2, "loss": 0.4}) == TrialScheduler.STOP
+    controller.stop_trial(last)
+    first.status, first.is_saving = "PAUSED", False  # the save resolved: Tune stops the actor
+    assert scheduler.choose_trial_to_run(controller) is None
+    assert first.status == "TERMINATED"  # left PAUSED, Tune would wait on it for ever
 
 
 @pytest.mark.ray

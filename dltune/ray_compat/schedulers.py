@@ -47,6 +47,17 @@ class _FullFidelity:
         return _FullFidelityBracket(time_attr=self._time_attr, max_trials=self._get_n0(s), init_t_attr=self._get_r0(s),  # type: ignore[attr-defined]
                                     max_t_attr=self._max_t_attr, eta=self._eta, s=s, stop_last_trials=self._stop_last_trials)
 
+    def choose_trial_to_run(self, tune_controller: Any, **kwargs: Any) -> Any:
+        # A bracket finishes on its last trial's last result, and Ray's cleanup_full then stops the
+        # trials paused at max_t; but one whose pause is still saving its checkpoint is RUNNING then,
+        # is skipped, and turns PAUSED later in a bracket that nothing processes again: Tune waits on
+        # it for ever. Tune asks this every step: stop such a trial once its pause is done.
+        for band in self._hyperbands:  # type: ignore[attr-defined]
+            for bracket in band:
+                if bracket is not None and bracket.finished():
+                    bracket.cleanup_full(tune_controller)  # stops the bracket's PAUSED trials, if any
+        return super().choose_trial_to_run(tune_controller, **kwargs)  # type: ignore[misc]
+
 
 class FullFidelityHyperBand(_FullFidelity, HyperBandScheduler):
     pass
