@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from dltune import __version__
 from dltune.command import run_guarded, split_overrides
+from dltune.errors import UserError
 
 EPILOG = """examples:
   dltune train configs/quickstart.yaml                      # digits, in this process
@@ -23,6 +24,7 @@ EPILOG = """examples:
   dltune tune configs/quickstart_tune.yaml                  # ASHA search on digits
   dltune tune configs/quickstart_tune.yaml --resume         # after a crash or Ctrl-C
   dltune check configs/ctr_deepfm.yaml data.path=/mnt/nfs/ctr/train
+  dltune report outputs/quickstart_tune                     # report.html for a search
   dltune automl --help
 
 Overrides are dotted keys: section.key=value (lists as a,b,c). docs/configuration.md lists every key.
@@ -52,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--overwrite", action="store_true", help="delete an earlier search of this experiment first")
     tune.add_argument("--quiet", action="store_true", help="no progress output")
 
+    report = sub.add_parser("report", help="write report.html (and PNG figures) for a search, or compare several")
+    report.add_argument("experiments", nargs="+", metavar="EXPERIMENT_DIR", help="a search's experiment dir (local path or hdfs:// / s3:// URI)")
+    report.add_argument("--out", default="compare.html", help="with several experiments: the comparison page to write (default: compare.html)")
+    report.add_argument("--debug", action="store_true", help="show tracebacks")
+
     check = sub.add_parser("check", help="validate a config and print the resolved plan without training")
     _config_args(check)
 
@@ -80,6 +87,19 @@ def cmd_tune(args: argparse.Namespace, overrides: list[str]) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace, overrides: list[str]) -> int:
+    from dltune import storage
+    from dltune.report import write_comparison, write_report
+
+    if overrides:
+        raise UserError(f"dltune report takes experiment dirs, not overrides: {' '.join(overrides)}")
+    if len(args.experiments) == 1:
+        print(f"report: {storage.redact(write_report(args.experiments[0]))}")
+    else:
+        print(f"comparison: {storage.redact(write_comparison(args.experiments, args.out))}")
+    return 0
+
+
 def cmd_check(args: argparse.Namespace, overrides: list[str]) -> int:
     from dltune.plan import describe_plan
 
@@ -96,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     debug = getattr(args, "debug", False)
-    commands: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {"train": cmd_train, "tune": cmd_tune, "check": cmd_check}
+    commands: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {"train": cmd_train, "tune": cmd_tune, "check": cmd_check, "report": cmd_report}
     if args.command in commands:
         return run_guarded(lambda: commands[args.command](args, split_overrides(rest)), debug)
     from dltune.automl import cli as automl_cli

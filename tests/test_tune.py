@@ -14,22 +14,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, pbt_exploits as _pbt_exploits, run_cli, start_test_ray, trial_results as _trial_results
+from conftest import ROOT, pbt_exploits as _pbt_exploits, run_cli, trial_results as _trial_results
 from dltune.api import tune as tune_api
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 SMALL = ["data.name=digits", "model.name=mlp", "model.hidden=[32]", "train.batch_size=32", "train.max_steps_per_epoch=6", "tune.metric=val_acc", "tune.mode=max"]
 LR_SPACE = "tune.space={optim.lr: {loguniform: [0.0001, 0.05]}, model.dropout: {uniform: [0.0, 0.3]}}"
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    import ray
-
-    start_test_ray()
-    yield ray
-    ray.shutdown()
 
 
 def _rows(exp: Path) -> list[dict[str, str]]:
@@ -328,7 +319,7 @@ def test_resumed_trial_that_started_after_the_last_state_save_goes_on_in_its_own
 @pytest.mark.parametrize("first_id, second_id", [("ab123_00001", "ab123_00002"), ("6d61db0c", "0a9e4b17")])
 def test_resumed_search_keeps_one_dir_per_trial(tmp_path: Path, first_id: str, second_id: str) -> None:
     from dltune.hpo.experiment_state import remove_abandoned_trial_dirs
-    from dltune.hpo.results import trial_id_of
+    from dltune.hpo.trial_dirs import trial_id_of
 
     orphan_id = first_id[:-1] + "9"  # started by the killed driver, its config then tried again under another id
     started, ran_again, other, orphan = (f"single_worker_trial_{i}_{tag}" for i, tag in

@@ -26,7 +26,7 @@ from ray.tune import Callback, Checkpoint
 
 from dltune import ray_compat, storage
 from dltune.errors import UserError
-from dltune.hpo.results import TRIAL_DIR_ID, trial_id_of
+from dltune.hpo.trial_dirs import TRIAL_DIR_ID, trial_id_of
 
 STAGING_RECORD = "driver_staging.json"
 STATE_PREFIX = "experiment_state-"

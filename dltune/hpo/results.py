@@ -5,7 +5,6 @@ import copy
 import csv
 import io
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +16,7 @@ from dltune.data import DataSpec
 from dltune.hpo.budget import Budget
 from dltune.hpo.report_check import MissingMetric
 from dltune.hpo.trial import WORKER_RESTARTS, trial_config
+from dltune.hpo.trial_dirs import trial_id_of
 from dltune.launch.ray_errors import describe_failure, root_cause
 from dltune.launch.ray_train import load_ray_checkpoint
 from dltune.models import build_model
@@ -54,11 +54,6 @@ def _finite(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
 
 
-# Ray names a trial's dir <trainable>_<trial id>_<index>_<params>_<date>; the id is <5 hex>_<5 digits>
-# for trials of Ray's own variant generator and 8 hex digits for trials of a searcher (Optuna, BOHB, ...).
-TRIAL_DIR_ID = re.compile(r"[A-Za-z_]+?_([0-9a-f]{5}_\d{5}|[0-9a-f]{8})_\d+(?:_|$)")
-
-
 def missing_metric(grid: Any) -> MissingMetric | None:
     """The first trial failure that was a report without a metric the search needs."""
     for result in grid:
@@ -75,17 +70,6 @@ def budget_spent(grid: Any, budget: Budget) -> float:
         df = result.metrics_dataframe
         total += budget.cost_of(df.to_dict("records")) if df is not None else 0.0
     return total
-
-
-def trial_id_of(trial_path: str) -> str:
-    """The trial id from Ray's trial directory name.
-
-    A result's metrics can come from a checkpoint another trial wrote (PBT), so
-    their trial_id field is not trusted.
-    """
-    name = trial_path.rstrip("/").rsplit("/", 1)[-1]
-    match = TRIAL_DIR_ID.match(name)
-    return match.group(1) if match else name
 
 
 def trial_rows(grid: Any, metric: str, mode: str, max_epochs: int, cut_by: str | None) -> list[TrialRow]:

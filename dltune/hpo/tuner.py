@@ -19,7 +19,7 @@ from typing import Any
 
 from dltune import ray_compat, ray_logs, schema, storage
 from dltune.config import Config
-from dltune.errors import RunFailed, UserError
+from dltune.errors import RunFailed, UserError, describe
 from dltune.hpo import algorithms, experiment_state, results
 from dltune.hpo.monitor import SearchMonitor
 from dltune.hpo.search_plan import SearchPlan, local_cluster_resources, make_plan, preflight
@@ -210,6 +210,19 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
     return out
 
 
+def _write_report(exp_dir: str) -> bool:
+    """report.html and its PNGs; a report that cannot be drawn is said in one line and leaves the
+    search's own outputs, already written, as they are."""
+    from dltune.report import write_report
+
+    try:
+        write_report(exp_dir)
+    except Exception as exc:  # noqa: BLE001 - the results stand without their picture
+        print(f"dltune: warning: report.html was not written: {storage.redact(describe(exc))}", file=sys.stderr)
+        return False
+    return True
+
+
 def failure_line(rows: list[results.TrialRow]) -> str:
     """'12 of 12 trials failed: <the most common cause>', or where some finished, '3 of 12 trials
     failed: <the first one's cause>' (causes as results.csv names them)."""
@@ -251,6 +264,7 @@ def write_outputs(cfg: Config, plan: SearchPlan, grid: Any, exp_dir: str, base: 
         "trials": len(rows),
         **counts,
         "concurrency": plan.resources.concurrency,
+        "resources_per_trial": plan.resources.per_trial,
         "best": {"trial_id": ranked[0].trial_id, t.metric: ranked[0].best, "config": ranked[0].config} if ranked else None,
         "best_model": exported,
         "wall_time_s": round(elapsed, 3),
@@ -258,6 +272,7 @@ def write_outputs(cfg: Config, plan: SearchPlan, grid: Any, exp_dir: str, base: 
         **({"failures": failure_line(rows)} if status != "finished" else {}),
     }
     storage.write_text(storage.join(exp_dir, "summary.json"), json.dumps(storage.redact(summary), indent=2, default=str) + "\n")
+    reported = _write_report(exp_dir)
     if status == "partial":
         print(f"dltune: warning: {storage.redact(failure_line(rows))}", file=sys.stderr)
     if verbose:
@@ -265,7 +280,7 @@ def write_outputs(cfg: Config, plan: SearchPlan, grid: Any, exp_dir: str, base: 
             print(f"\ntop {min(t.top_k, len(ranked))} of {len(rows)} trials by {t.metric} ({t.mode}):")
             print(results.table(ranked, keys, t.metric, t.top_k))
         written = ["results.csv", *(["best_config.yaml"] if best_cfg is not None else []), *(["best_model/"] if exported.get("state_dict") else []),
-                   *(["tensorboard/"] if tensorboard else []), "summary.json"]
+                   *(["tensorboard/"] if tensorboard else []), "summary.json", *(["report.html", "report/"] if reported else [])]
         print(f"\noutputs: {storage.redact(exp_dir)} ({', '.join(written)})")
         if best_cfg is not None:
             print(f"train the best config: dltune train {storage.redact(storage.join(exp_dir, 'best_config.yaml'))}")

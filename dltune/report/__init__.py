@@ -1,0 +1,34 @@
+"""A search's report: ``report.html`` (one self-contained file that opens offline) and the same
+figures as PNG files under ``report/``, written into the experiment dir."""
+from __future__ import annotations
+
+from dltune import storage
+from dltune.errors import UserError
+from dltune.report.experiment import load
+
+
+def write_report(path: str) -> str:
+    """Read the experiment at ``path`` and write its report there; returns report.html's path."""
+    from dltune.report.render import build
+
+    page, pngs = build(load(path))
+    for name, data in pngs.items():
+        storage.write_bytes(storage.join(path, "report", name), data)
+    out = storage.join(path, "report.html")
+    storage.write_text(out, page)
+    return out
+
+
+def write_comparison(paths: list[str], out: str) -> str:
+    """One page comparing the searches at ``paths`` (same metric and mode) on best-so-far; ``out``
+    is the HTML file, with its PNG beside it."""
+    from dltune.report.render import build_comparison
+
+    exps = [load(p) for p in paths]
+    kinds = {(e.metric, e.mode) for e in exps}
+    if len(kinds) > 1:
+        raise UserError("dltune report: the searches do not share a metric and mode: " + ", ".join(f"{e.name}: {e.metric} ({e.mode})" for e in exps))
+    page, png = build_comparison(exps)
+    storage.write_text(out, page)
+    storage.write_bytes(out.rsplit(".", 1)[0] + ".png", png)
+    return out

@@ -1,0 +1,127 @@
+"""report.html: written by every search, drawn from its experiment dir, checked in real headless
+Chromium (Debian's, driven by Playwright)."""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from dltune import api
+from dltune.errors import RunFailed
+from dltune.report.experiment import load
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def curve(ctx) -> None:
+    """Loss falls with the epoch; trials rank by x, so ASHA stops the far ones."""
+    for step in range(ctx.config.train.epochs):
+        ctx.report({"loss": (ctx.params["x"] - 2.0) ** 2 + 1.0 / (step + 1)})
+
+
+def broken(ctx) -> None:
+    raise ValueError("no data for this trial")
+
+
+def _search(out: Path, fn, name: str) -> Path:
+    api.tune(None, ["tune.space={params.x: {uniform: [-5.0, 5.0]}}", "tune.metric=loss", "tune.mode=min", "tune.num_samples=6",
+                    "train.epochs=6", "tune.searcher=random", "tune.scheduler=asha", "tune.grace_period=1", "tune.reduction_factor=2",
+                    f"output.dir={out}", f"output.experiment={name}"], verbose=False, fn=fn)
+    return out / name
+
+
+@pytest.fixture(scope="module")
+def searched(ray_cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _search(tmp_path_factory.mktemp("report"), curve, "asha")
+
+
+def _rendered(page_path: Path, screenshot: Path | None = None) -> dict:
+    """What Chromium shows of report.html: JavaScript errors, trace and bar counts, the best value."""
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM, "the report test needs Debian's chromium: apt-get install chromium (.ci/run does)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(page_path.as_uri())
+            page.wait_for_function("() => document.getElementById('curves') && document.getElementById('curves').data")
+            seen = page.evaluate("""() => ({
+                curves: document.getElementById('curves').data.length,
+                bars: document.getElementById('timeline').data.reduce((n, t) => n + t.x.length, 0),
+                best: document.getElementById('best-value').dataset.value,
+                figures: document.querySelectorAll('.plotly-graph-div').length })""")
+            if screenshot is not None:
+                page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    return {**seen, "errors": errors}
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_search_writes_a_report_that_chromium_renders_as_results_csv_says(searched: Path, tmp_path: Path) -> None:
+    with open(searched / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["stop_reason"] for r in rows} == {"completed", "early_stopped"}, rows  # the curves have both colours
+    seen = _rendered(searched / "report.html", Path(os.environ.get("DLTUNE_REPORT_SCREENSHOT") or tmp_path / "report.png"))
+    assert seen["errors"] == []
+    assert seen["curves"] == len(rows) == 6
+    assert seen["bars"] == len(rows)  # ASHA never pauses: one run per trial
+    assert seen["figures"] == 6
+    assert float(seen["best"]) == min(float(r["best_loss"]) for r in rows)
+    for name in ("best_so_far_wall", "best_so_far_compute", "learning_curves", "timeline", "parallel_coordinates", "importance"):
+        assert (searched / "report" / f"{name}.png").read_bytes()[:8] == PNG_MAGIC, name
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_search_whose_every_trial_failed_still_gets_a_report_that_says_so(ray_cluster, tmp_path: Path) -> None:
+    with pytest.raises(RunFailed):
+        _search(tmp_path, broken, "failed")
+    text = (tmp_path / "failed" / "report.html").read_text()
+    assert "No trial reported loss: there is no best result." in text and "failed" in text
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_report_compares_two_searches_and_rewrites_one_on_demand(searched: Path, tmp_path: Path) -> None:
+    (searched / "report.html").unlink()
+    done = run_cli("report", str(searched))
+    assert done.returncode == 0 and (searched / "report.html").is_file(), done.stderr
+    other = tmp_path / "copy"
+    shutil.copytree(searched, other)
+    out = tmp_path / "both.html"
+    done = run_cli("report", str(searched), str(other), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert 'id="compare-compute"' in text and "asha (random + asha)" in text and "copy (random + asha)" in text
+    assert out.with_suffix(".png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_report_of_a_dir_that_is_no_search_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    done = run_cli("report", str(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"dltune: error: {tmp_path} is not a dltune search: it has no summary.json (a search writes it when it ends)"]
+
+
+def test_a_trial_a_killed_driver_started_twice_is_reported_once(tmp_path: Path) -> None:
+    """Its first run's dir, left by the killed driver, has fewer reports than the one that finished."""
+    (tmp_path / "summary.json").write_text('{"metric": "loss", "mode": "min"}')
+    (tmp_path / "results.csv").write_text("trial_id,best_loss,stop_reason\nab12cd34,0.5,completed\n")
+    for stamp, reports in (("2026-01-01_00-00-00", 1), ("2026-01-01_00-05-00", 3)):
+        trial_dir = tmp_path / f"fn_trial_ab12cd34_1_x=1_{stamp}"
+        trial_dir.mkdir()
+        lines = [f'{{"loss": {1.0 / (i + 1)}, "epoch": {i + 1}, "timestamp": {100 + i}, "time_since_restore": {i + 1.0}, "iterations_since_restore": {i + 1}, '
+                 f'"config": {{"x": 1}}}}' for i in range(reports)]
+        (trial_dir / "result.json").write_text("\n".join(lines) + "\n")
+    exp = load(str(tmp_path))
+    assert [(t.trial_id, len(t.reports), t.stop_reason) for t in exp.trials] == [("ab12cd34", 3, "completed")]
