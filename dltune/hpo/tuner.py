@@ -21,6 +21,7 @@ from dltune import ray_compat, ray_logs, schema, storage
 from dltune.config import Config
 from dltune.errors import RunFailed, UserError, describe
 from dltune.hpo import algorithms, experiment_state, results
+from dltune.hpo.journal import FILE as JOURNAL, OptunaJournal
 from dltune.hpo.monitor import SearchMonitor
 from dltune.hpo.search_plan import SearchPlan, local_cluster_resources, make_plan, preflight
 from dltune.hpo.trial import TRAIN_RUNS, discard_train_runs, multi_worker_trial, single_worker_trial
@@ -154,7 +155,9 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
         storage_filesystem=fs,
         stop=CombinedStopper(*stoppers),
         callbacks=[monitor, missing_metric, ray_compat.result_json_logger(), CSVLoggerCallback(), experiment_state.ExperimentStateGuard(exp_dir, verbose),
-                   SchedulerState(scheduler, verbose)],
+                   SchedulerState(scheduler, verbose),
+                   *([OptunaJournal(os.path.join(exp_dir, JOURNAL), cfg.output.experiment, cfg.tune.metric, cfg.tune.mode, plan.params, cfg.train.epochs)]
+                     if not storage.is_remote(exp_dir) else [])],  # optuna-dashboard reads a local file
         verbose=0,
         failure_config=FailureConfig(max_failures=cfg.tune.max_failures),
         checkpoint_config=checkpoint_policy(cfg, plan),
@@ -280,7 +283,8 @@ def write_outputs(cfg: Config, plan: SearchPlan, grid: Any, exp_dir: str, base: 
             print(f"\ntop {min(t.top_k, len(ranked))} of {len(rows)} trials by {t.metric} ({t.mode}):")
             print(results.table(ranked, keys, t.metric, t.top_k))
         written = ["results.csv", *(["best_config.yaml"] if best_cfg is not None else []), *(["best_model/"] if exported.get("state_dict") else []),
-                   *(["tensorboard/"] if tensorboard else []), "summary.json", *(["report.html", "report/"] if reported else [])]
+                   *(["tensorboard/"] if tensorboard else []), "summary.json", *(["report.html", "report/"] if reported else []),
+                   *([JOURNAL] if not storage.is_remote(exp_dir) else [])]
         print(f"\noutputs: {storage.redact(exp_dir)} ({', '.join(written)})")
         if best_cfg is not None:
             print(f"train the best config: dltune train {storage.redact(storage.join(exp_dir, 'best_config.yaml'))}")
