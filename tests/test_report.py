@@ -3,12 +3,14 @@ Chromium (Debian's, driven by Playwright)."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+from automl_data import write_split
 from conftest import run_cli
 from dltune import api
 from dltune.errors import RunFailed
@@ -40,8 +42,8 @@ def searched(ray_cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _search(tmp_path_factory.mktemp("report"), curve, "asha")
 
 
-def _rendered(page_path: Path, screenshot: Path | None = None) -> dict:
-    """What Chromium shows of report.html: JavaScript errors, trace and bar counts, the best value."""
+def _rendered(page_path: Path, figure: str, seen: str, screenshot: Path | None = None) -> dict:
+    """What Chromium shows of a report once ``figure`` is drawn: ``seen`` (a JavaScript expression) and the page's JavaScript errors."""
     from playwright.sync_api import sync_playwright
 
     assert CHROMIUM, "the report test needs Debian's chromium: apt-get install chromium (.ci/run does)"
@@ -53,17 +55,19 @@ def _rendered(page_path: Path, screenshot: Path | None = None) -> dict:
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.goto(page_path.as_uri())
-            page.wait_for_function("() => document.getElementById('curves') && document.getElementById('curves').data")
-            seen = page.evaluate("""() => ({
-                curves: document.getElementById('curves').data.length,
-                bars: document.getElementById('timeline').data.reduce((n, t) => n + t.x.length, 0),
-                best: document.getElementById('best-value').dataset.value,
-                figures: document.querySelectorAll('.plotly-graph-div').length })""")
+            page.wait_for_function(f"() => document.getElementById('{figure}') && document.getElementById('{figure}').data")
+            out = page.evaluate(f"() => ({seen})")
             if screenshot is not None:
                 page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()
-    return {**seen, "errors": errors}
+    return {**out, "errors": errors}
+
+
+SEARCH_SEEN = """{curves: document.getElementById('curves').data.length,
+                 bars: document.getElementById('timeline').data.reduce((n, t) => n + t.x.length, 0),
+                 best: document.getElementById('best-value').dataset.value,
+                 figures: document.querySelectorAll('.plotly-graph-div').length}"""
 
 
 @pytest.mark.ray
@@ -72,7 +76,7 @@ def test_a_search_writes_a_report_that_chromium_renders_as_results_csv_says(sear
     with open(searched / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert {r["stop_reason"] for r in rows} == {"completed", "early_stopped"}, rows  # the curves have both colours
-    seen = _rendered(searched / "report.html", Path(os.environ.get("DLTUNE_REPORT_SCREENSHOT") or tmp_path / "report.png"))
+    seen = _rendered(searched / "report.html", "curves", SEARCH_SEEN, Path(os.environ.get("DLTUNE_REPORT_SCREENSHOT") or tmp_path / "report.png"))
     assert seen["errors"] == []
     assert seen["curves"] == len(rows) == 6
     assert seen["bars"] == len(rows)  # ASHA never pauses: one run per trial
@@ -125,3 +129,22 @@ def test_a_trial_a_killed_driver_started_twice_is_reported_once(tmp_path: Path) 
         (trial_dir / "result.json").write_text("\n".join(lines) + "\n")
     exp = load(str(tmp_path))
     assert [(t.trial_id, len(t.reports), t.stop_reason) for t in exp.trials] == [("ab12cd34", 3, "completed")]
+
+
+@pytest.mark.slow
+def test_an_automl_job_writes_a_report_of_each_estimators_best_so_far(tmp_path: Path) -> None:
+    train, test = write_split("breast_cancer", tmp_path / "data")
+    done = run_cli("automl", "--task_id", "bc", "--train_data", str(train), "--test_data", str(test), "--label_col", "label", "--output_path",
+                   str(tmp_path / "out"), "--time_budget", "6", "--task", "classification", "--metric", "roc_auc", "--estimator_list", '["lgbm", "rf"]',
+                   "--estimator_kwargs", '{"n_jobs": 1}', "--seed", "1")
+    assert done.returncode == 0, done.stderr
+    job = tmp_path / "out" / "bc"
+    metrics = json.loads((job / "metrics.json").read_text())
+    seen = _rendered(job / "report.html", "best-wall", """{names: document.getElementById('best-wall').data.map(t => t.name),
+                     best: document.getElementById('best-value').dataset.value, bars: document.getElementById('importance').data[0].x.length}""")
+    assert seen["errors"] == [] and seen["names"] == ["lgbm", "rf", "all estimators"]
+    assert float(seen["best"]) == pytest.approx(metrics["validation"])
+    assert seen["bars"] == min(20, len((job / "feature_importances.csv").read_text().splitlines()) - 1)
+    assert "report.html" in json.loads((job / "summary.json").read_text())["outputs"]
+    for name in ("best_so_far_wall", "importance"):
+        assert (job / "report" / f"{name}.png").read_bytes()[:8] == PNG_MAGIC, name

@@ -38,6 +38,7 @@ from dltune.automl.progress import (
 )
 from dltune.errors import ConfigError, UserError
 from dltune.ray_compat import trials_without_driver_secrets
+from dltune.report import drawn
 from dltune.schema import to_mapping
 from dltune.train.threads import machine_cores
 
@@ -316,6 +317,7 @@ def run_job(cfg: AutoMLConfig, overwrite: bool = False, quiet: bool = False) -> 
             raise
         metrics["total_time_s"] = round(time.time() - started, 2)
         storage.write_text(os.path.join(stage, "metrics.json"), to_json(metrics))
+        drawn(lambda: _report(cfg, metric, metrics, stage))
         log.close()
         redact_file(os.path.join(stage, TRIAL_LOG))
         summary = _summary(cfg, tables, metrics, stage, started)
@@ -332,6 +334,18 @@ def run_job(cfg: AutoMLConfig, overwrite: bool = False, quiet: bool = False) -> 
     if not quiet:
         print(f"outputs: {storage.redact(task_dir)}")
     return summary
+
+
+def _report(cfg: AutoMLConfig, metric: str, metrics: dict[str, Any], stage: str) -> None:
+    from flaml.automl.ml import is_min_metric
+
+    from dltune.report import automl as automl_report
+
+    facts = [("task", cfg.task), ("estimators", ", ".join(cfg.estimator_list)), ("best estimator", metrics["best_estimator"]),
+             ("trials", metrics["trials"]), ("concurrent trials", metrics["concurrent_trials"]), ("time budget", f"{cfg.time_budget:g} s"),
+             (f"test {metric}", f"{metrics['test']:.4f}")]
+    automl_report.write(stage, cfg.task_id, metric, read_trial_log(os.path.join(stage, TRIAL_LOG)), lambda loss: metric_score(metric, loss),
+                        not is_min_metric(metric), facts)
 
 
 def _summary(cfg: AutoMLConfig, tables: Tables, metrics: dict[str, Any], stage: str, started: float) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from dltune import ray_compat, ray_logs, schema, storage
 from dltune.config import Config
-from dltune.errors import RunFailed, UserError, describe
+from dltune.errors import RunFailed, UserError
 from dltune.hpo import algorithms, experiment_state, results
 from dltune.hpo.journal import FILE as JOURNAL, OptunaJournal
 from dltune.hpo.monitor import SearchMonitor
@@ -27,6 +27,7 @@ from dltune.hpo.search_plan import SearchPlan, local_cluster_resources, make_pla
 from dltune.hpo.trial import TRAIN_RUNS, discard_train_runs, multi_worker_trial, single_worker_trial
 from dltune.launch.ray_train import HEAD_AVOIDING_RESOURCE, init_ray
 from dltune.launch.user_code import UserCode
+from dltune.report import drawn, write_report
 from dltune.space import undefined_params
 from dltune.train.loop import TrainFn
 from dltune.train.session import experiment_dir, prepare_experiment_dir
@@ -213,19 +214,6 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
     return out
 
 
-def _write_report(exp_dir: str) -> bool:
-    """report.html and its PNGs; a report that cannot be drawn is said in one line and leaves the
-    search's own outputs, already written, as they are."""
-    from dltune.report import write_report
-
-    try:
-        write_report(exp_dir)
-    except Exception as exc:  # noqa: BLE001 - the results stand without their picture
-        print(f"dltune: warning: report.html was not written: {storage.redact(describe(exc))}", file=sys.stderr)
-        return False
-    return True
-
-
 def failure_line(rows: list[results.TrialRow]) -> str:
     """'12 of 12 trials failed: <the most common cause>', or where some finished, '3 of 12 trials
     failed: <the first one's cause>' (causes as results.csv names them)."""
@@ -275,7 +263,7 @@ def write_outputs(cfg: Config, plan: SearchPlan, grid: Any, exp_dir: str, base: 
         **({"failures": failure_line(rows)} if status != "finished" else {}),
     }
     storage.write_text(storage.join(exp_dir, "summary.json"), json.dumps(storage.redact(summary), indent=2, default=str) + "\n")
-    reported = _write_report(exp_dir)
+    reported = drawn(lambda: write_report(exp_dir))
     if status == "partial":
         print(f"dltune: warning: {storage.redact(failure_line(rows))}", file=sys.stderr)
     if verbose:

@@ -2,9 +2,23 @@
 figures as PNG files under ``report/``, written into the experiment dir."""
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 from dltune import storage
-from dltune.errors import UserError
+from dltune.errors import UserError, describe
 from dltune.report.experiment import load
+
+
+def drawn(write: Callable[[], object]) -> bool:
+    """Run a report writer at the end of a search or job. A report that cannot be drawn is said in
+    one line and leaves the outputs, already written, as they are."""
+    try:
+        write()
+    except Exception as exc:  # noqa: BLE001 - the results stand without their picture
+        print(f"dltune: warning: report.html was not written: {storage.redact(describe(exc))}", file=sys.stderr)
+        return False
+    return True
 
 
 def write_report(path: str) -> str:

@@ -53,6 +53,14 @@ class Series:
     x: list[float]
     y: list[float]
     end: str  # a key of ENDS
+    colour: str = ""  # over the end's colour, where series are told apart by name
+
+
+PALETTE = ["#1f77b4", "#e08a1e", "#2a9d4a", "#d62728", "#7b4fb5", "#8c564b", "#e377c2", "#17becf"]
+
+
+def colour_of(series: Series) -> str:
+    return series.colour or ENDS[series.end][1]
 
 
 def _events(exp: Experiment) -> list[tuple[float, Trial, dict[str, Any]]]:

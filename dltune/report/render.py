@@ -21,7 +21,7 @@ def _fmt(value: Any) -> str:
 
 # --- plotly -------------------------------------------------------------------------------
 
-def _lines(series: list[F.Series], x_title: str, y_title: str, legend_by_end: bool, by_name: bool = False) -> Any:
+def lines_figure(series: list[F.Series], x_title: str, y_title: str, legend_by_end: bool, by_name: bool = False) -> Any:
     """Curves coloured by how their trial ended (legend_by_end), or best-so-far steps, one legend
     entry per series where ``by_name``."""
     import plotly.graph_objects as go
@@ -29,7 +29,7 @@ def _lines(series: list[F.Series], x_title: str, y_title: str, legend_by_end: bo
     fig = go.Figure()
     shown: set[str] = set()
     for s in series:
-        label, colour = F.ENDS[s.end]
+        label, colour = F.ENDS[s.end][0], F.colour_of(s)
         fig.add_trace(go.Scatter(x=s.x, y=s.y, mode="lines+markers" if len(s.x) < 2 else "lines", name=label if legend_by_end else s.name,
                                  legendgroup=s.end, showlegend=by_name or (legend_by_end and s.end not in shown), line={"color": colour, "shape": "hv" if not legend_by_end else "linear"},
                                  hovertemplate=f"trial {s.name}<br>%{{x}}: %{{y:.4g}}<extra></extra>" if legend_by_end else None))
@@ -53,12 +53,12 @@ def _timeline(segs: list[F.Segment]) -> Any:
     return fig
 
 
-def _importance_bars(found: dict[str, float]) -> Any:
+def importance_figure(found: dict[str, float], axis: str = "fANOVA importance") -> Any:
     import plotly.graph_objects as go
 
     names = list(found)[::-1]
     fig = go.Figure(go.Bar(orientation="h", x=[found[n] for n in names], y=names, marker_color="#1f77b4"))
-    fig.update_layout(xaxis_title="fANOVA importance", margin={"t": 30}, height=120 + 30 * len(names))
+    fig.update_layout(xaxis_title=axis, margin={"t": 30}, height=120 + 30 * len(names))
     return fig
 
 
@@ -74,11 +74,11 @@ def _png(draw: Callable[[Any], None], size: tuple[float, float] = (7.5, 4.0)) ->
     return buf.getvalue()
 
 
-def _png_lines(series: list[F.Series], x_title: str, y_title: str, legend_by_end: bool, by_name: bool = False) -> bytes:
+def lines_png(series: list[F.Series], x_title: str, y_title: str, legend_by_end: bool, by_name: bool = False) -> bytes:
     def draw(ax: Any) -> None:
         shown: set[str] = set()
         for s in series:
-            label, colour = F.ENDS[s.end]
+            label, colour = F.ENDS[s.end][0], F.colour_of(s)
             ax.plot(s.x, s.y, color=colour, drawstyle="default" if legend_by_end else "steps-post", marker="o" if len(s.x) < 2 else None, alpha=0.8,
                     label=s.name if by_name else label if legend_by_end and s.end not in shown else None)
             shown.add(s.end)
@@ -104,11 +104,11 @@ def _png_timeline(segs: list[F.Segment]) -> bytes:
     return _png(draw)
 
 
-def _png_importance(found: dict[str, float]) -> bytes:
+def importance_png(found: dict[str, float], axis: str = "fANOVA importance") -> bytes:
     def draw(ax: Any) -> None:
         names = list(found)[::-1]
         ax.barh(names, [found[n] for n in names], color="#1f77b4")
-        ax.set_xlabel("fANOVA importance")
+        ax.set_xlabel(axis)
     return _png(draw, (7.5, 1.2 + 0.4 * len(found)))
 
 
@@ -149,18 +149,18 @@ def build(exp: Experiment) -> tuple[str, dict[str, bytes]]:
     no_value = f"nothing to draw: no trial reported {metric}"
     # (div id, heading, plotly figure, PNG file, PNG drawing, note); a figure of None has nothing to draw
     sections: list[tuple[str, str, Callable[[], Any] | None, str, Callable[[], bytes], str]] = [
-        ("best-wall", f"Best {metric} so far, against wall time", (lambda: _lines([wall], wall_axis, metric, False)) if wall.x else None,
-         "best_so_far_wall.png", lambda: _png_lines([wall], wall_axis, metric, False), "" if wall.x else no_value),
-        ("best-compute", f"Best {metric} so far, against compute spent ({unit})", (lambda: _lines([compute], unit, metric, False)) if compute.x else None,
-         "best_so_far_compute.png", lambda: _png_lines([compute], unit, metric, False), "" if compute.x else no_value),
-        ("curves", f"Learning curves ({len(curves)} trials), coloured by how each ended", (lambda: _lines(curves, "epoch", metric, True)) if curves else None,
-         "learning_curves.png", lambda: _png_lines(curves, "epoch", metric, True), "" if curves else "no trial has reported yet"),
+        ("best-wall", f"Best {metric} so far, against wall time", (lambda: lines_figure([wall], wall_axis, metric, False)) if wall.x else None,
+         "best_so_far_wall.png", lambda: lines_png([wall], wall_axis, metric, False), "" if wall.x else no_value),
+        ("best-compute", f"Best {metric} so far, against compute spent ({unit})", (lambda: lines_figure([compute], unit, metric, False)) if compute.x else None,
+         "best_so_far_compute.png", lambda: lines_png([compute], unit, metric, False), "" if compute.x else no_value),
+        ("curves", f"Learning curves ({len(curves)} trials), coloured by how each ended", (lambda: lines_figure(curves, "epoch", metric, True)) if curves else None,
+         "learning_curves.png", lambda: lines_png(curves, "epoch", metric, True), "" if curves else "no trial has reported yet"),
         ("timeline", "Trials over worker slots", (lambda: _timeline(segs)) if segs else None, "timeline.png", lambda: _png_timeline(segs),
          f"{len(segs)} runs of {len(exp.trials)} trials on {slots} slots; idle {idle:.0%} of slot time" if idle is not None else "no trial has reported yet"),
         ("parcoords", f"Parameters against each trial's best {metric}", (lambda: plot_parallel_coordinate(study)) if study is not None else None,
          "parallel_coordinates.png", lambda: _png_parallel(study), no_study),
-        ("importance", f"Parameter importance for {metric}", (lambda: _importance_bars(found)) if found else None,
-         "importance.png", lambda: _png_importance(found), no_study),
+        ("importance", f"Parameter importance for {metric}", (lambda: importance_figure(found)) if found else None,
+         "importance.png", lambda: importance_png(found), no_study),
     ]
     pngs = {}
     body = [f"<h1>dltune search: {html.escape(exp.name)}</h1>", _plan(exp, unit), _best(exp)]
@@ -172,7 +172,7 @@ def build(exp: Experiment) -> tuple[str, dict[str, bytes]]:
             body.append(figure().to_html(full_html=False, include_plotlyjs=False, div_id=div_id))
             pngs[png_name] = png()
     body.append(_top_k(exp))
-    return _page(exp.name, body), pngs
+    return page(exp.name, body), pngs
 
 
 def build_comparison(exps: list[Experiment]) -> tuple[str, bytes]:
@@ -185,18 +185,18 @@ def build_comparison(exps: list[Experiment]) -> tuple[str, bytes]:
     for i, exp in enumerate(exps):
         wall, compute = F.best_so_far(exp)
         label = f"{exp.name} ({exp.summary.get('searcher', '?')} + {exp.summary.get('scheduler', '?')})"
-        walls.append(F.Series(label, wall.x, wall.y, list(F.ENDS)[i % len(F.ENDS)]))
-        computes.append(F.Series(label, compute.x, compute.y, list(F.ENDS)[i % len(F.ENDS)]))
+        walls.append(F.Series(label, wall.x, wall.y, "completed", F.PALETTE[i % len(F.PALETTE)]))
+        computes.append(F.Series(label, compute.x, compute.y, "completed", F.PALETTE[i % len(F.PALETTE)]))
     body = [f"<h1>dltune: {len(exps)} searches compared on {html.escape(metric)}</h1>",
             "<ul>" + "".join(f"<li>{html.escape(s.name)}: best {_fmt(F.best_value(e))}</li>" for s, e in zip(walls, exps)) + "</ul>"]
     for div_id, heading, series, axis in (("compare-compute", f"Best {metric} so far, against compute ({unit})", computes, unit),
                                           ("compare-wall", f"Best {metric} so far, against wall time", walls, "seconds since the first trial started")):
         body.append(f"<h2>{html.escape(heading)}</h2>")
-        body.append(_lines(series, axis, metric, False, by_name=True).to_html(full_html=False, include_plotlyjs=False, div_id=div_id))
-    return _page("comparison", body), _png_lines(computes, unit, metric, False, by_name=True)
+        body.append(lines_figure(series, axis, metric, False, by_name=True).to_html(full_html=False, include_plotlyjs=False, div_id=div_id))
+    return page("comparison", body), lines_png(computes, unit, metric, False, by_name=True)
 
 
-def _page(title: str, body: list[str]) -> str:
+def page(title: str, body: list[str]) -> str:
     import plotly.offline
 
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>dltune report: " + html.escape(title) + "</title>"
