@@ -456,3 +456,23 @@ def test_resume_after_driver_sigkill_does_not_rerun_finished_trials(tmp_path: Pa
         acc.Reload()
         steps = [e.step for e in acc.Scalars("val_acc")]
         assert len(steps) == len(set(steps)) and steps[-1] == last_epoch, (run.name, steps)
+
+
+def test_progress_says_a_trial_ending_once_not_again_with_its_last_result(tmp_path: Path) -> None:
+    import io
+
+    from ray.tune.experiment import Trial
+
+    from dltune.hpo.monitor import SearchMonitor
+
+    out = io.StringIO()
+    monitor = SearchMonitor("loss", "min", str(tmp_path / "tb"), 0, 2, verbose=True, stream=out)
+    first, second = Trial("fn", config={"x": 1.0}, stub=True), Trial("fn", config={"x": 2.0}, stub=True)
+    first.set_status(Trial.TERMINATED)
+    monitor.on_trial_result(1, [first, second], first, {"epoch": 1, "loss": 0.5})  # as Tune does: the last result, then the end
+    monitor.on_trial_complete(1, [first, second], first)
+    second.set_status(Trial.TERMINATED)
+    monitor.on_trial_complete(2, [first, second], second)
+    lines = [line.split("] ", 1)[1] for line in out.getvalue().splitlines()]
+    assert lines == ["trials: 1 done, 0 running, 1 pending, 0 errored | best loss 0.5000 (x=1)",
+                     "trials: 2 done, 0 running, 0 pending, 0 errored | best loss 0.5000 (x=1)"], out.getvalue()

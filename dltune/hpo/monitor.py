@@ -37,6 +37,7 @@ class SearchMonitor(Callback):
         self.live = verbose and (stream or sys.stdout).isatty()
         self.started = time.time()
         self.last_line = 0.0
+        self.last_news = ""  # the last line, less its clock
         self.runs: dict[str, EventFile] = {}
         self.best_value: float | None = None
         self.best_config: dict[str, Any] = {}
@@ -136,13 +137,16 @@ class SearchMonitor(Callback):
         now = time.time()
         if not force and now - self.last_line < (0.5 if self.live else 10.0):
             return
-        self.last_line = now
         c = self.counts(trials)
+        best = f" | best {self.metric} {self.best_value:.4f} ({_fmt_config(self.best_config)})" if self.best_value is not None else ""
+        news = f"trials: {c['done']} done, {c['running']} running, {c['pending']} pending, {c['errored']} errored{best}"
+        if force and news == self.last_news:
+            return  # a trial's last result has just said it: no second line of the same
+        self.last_line, self.last_news = now, news
         elapsed = fmt_duration(now - self.started)
         budget = f" / {fmt_duration(self.time_budget_s)}" if self.time_budget_s else ""
-        best = f" | best {self.metric} {self.best_value:.4f} ({_fmt_config(self.best_config)})" if self.best_value is not None else ""
         spent = f", budget {sum(self.costs.values()):.0f}/{self.budget.total:g} {self.budget.cost}" if self.budget is not None else ""
-        text = f"[{elapsed}{budget}{spent}] trials: {c['done']} done, {c['running']} running, {c['pending']} pending, {c['errored']} errored{best}"
+        text = f"[{elapsed}{budget}{spent}] {news}"
         out = self.out
         if self.live:
             out.write("\r\033[K" + text[: os.get_terminal_size(out.fileno()).columns - 1])
