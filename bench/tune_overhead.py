@@ -10,7 +10,9 @@
    sides, and the ratio to Ray Tune's default (a new actor per trial). Beside
    them, the same trivial trial written as a user ``train.fn`` (plain Python
    calling ``ctx.report``, handed to run_search as a function object), against
-   the same raw runs (target <= 1.10). Each repeat runs the three back to back
+   the same raw runs (target <= 1.10); and dltune with ``output.report=false``
+   (no study.journal as it runs, no report.html at its end), for what those cost.
+   Each repeat runs the four back to back
    in a rotating order; the ratios are medians over repeats.
    Trials run one at a time (``--slots 1``) on both sides: with trials this
    short and two slots, whether Ray Tune's second worker process comes up
@@ -134,25 +136,29 @@ def overhead(args: argparse.Namespace) -> None:
     slots = [f"tune.max_concurrent_trials={args.slots}"]
 
     with bench_ray() as cpus, tempfile.TemporaryDirectory() as tmp:
-        # Each repeat runs all three back to back, in an order that rotates, so warm-up and the
+        # Each repeat runs all four back to back, in an order that rotates, so warm-up and the
         # machine's noise hit every side alike; ratios are taken within a repeat.
         variants = {
             "raw": lambda out: raw_search(args.trials, out, args.slots, reuse_actors=True),
             "dltune": lambda out: dltune_search(args.trials, out, trial_fn=trivial, extra=slots)[0],  # like for like: dltune reuses actors
             "fn": lambda out: dltune_search(args.trials, out, fn=trivial_fn, extra=slots)[0],
+            "noreport": lambda out: dltune_search(args.trials, out, trial_fn=trivial, extra=[*slots, "output.report=false"])[0],
         }
         runs: dict[str, list[float]] = {name: [] for name in variants}
         processes: dict[str, set[int]] = {name: set() for name in variants}
         names = list(variants)
         for i in range(args.repeats):
-            for name in names[i % 3:] + names[:i % 3]:
+            for name in names[i % len(names):] + names[:i % len(names)]:
                 runs[name].append(variants[name](f"{tmp}/{name}{i}"))
                 processes[name].add(worker_processes(f"{tmp}/{name}{i}"))
         raw_runs, dlt_runs, fn_runs = runs["raw"], runs["dltune"], runs["fn"]
         dlt_s = statistics.median(dlt_runs)
         ratio = statistics.median(d / r for d, r in zip(dlt_runs, raw_runs))
         fn_ratio = statistics.median(d / r for d, r in zip(fn_runs, raw_runs))
-        print(f"overhead: dltune / raw {ratio:.2f}, dltune train.fn / raw {fn_ratio:.2f} (medians over repeats)", flush=True)
+        report_ratio = statistics.median(d / n for d, n in zip(dlt_runs, runs["noreport"]))
+        bare_ratio = statistics.median(n / r for n, r in zip(runs["noreport"], raw_runs))
+        print(f"overhead: dltune / raw {ratio:.2f}, dltune train.fn / raw {fn_ratio:.2f}, with / without report and journal {report_ratio:.2f} "
+              "(medians over repeats)", flush=True)
         raw_fresh_s = raw_search(args.trials, f"{tmp}/raw-fresh", args.slots, reuse_actors=False)  # Ray Tune's default
 
     def runs_of(name: str) -> str:
@@ -174,6 +180,9 @@ def overhead(args: argparse.Namespace) -> None:
         f"| dltune run_search, the trivial function as `train.fn` (function object, `ctx.report`, no torch): median (runs) | {runs_of('fn')} |",
         f"| **ratio dltune / raw, like for like: median over repeats** (target <= 1.10) | **{ratio:.2f}** |",
         f"| **ratio dltune train.fn / raw: median over repeats** (target <= 1.10) | **{fn_ratio:.2f}** |",
+        f"| dltune run_search, the same trainable, `output.report=false` (no study.journal, no report.html): median (runs) | {runs_of('noreport')} |",
+        f"| ratio dltune with / without its report and journal: median over repeats | {report_ratio:.2f} |",
+        f"| ratio dltune without its report and journal / raw: median over repeats | {bare_ratio:.2f} |",
         f"| raw Ray Tune with its default `reuse_actors=False` | {raw_fresh_s:.1f} s |",
         f"| ratio dltune / raw Ray Tune's default | {dlt_s / raw_fresh_s:.2f} |",
     ])

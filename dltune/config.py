@@ -108,6 +108,7 @@ class OutputConfig:
     dir: str = option("outputs", help="root of all outputs: local/NFS path, hdfs:// or s3:// URI")
     experiment: str = option("", help="experiment name; outputs go to dir/experiment (empty: the config file's name)")
     export_torchscript: bool = option(True, help="also export the final model as TorchScript where the model allows")
+    report: bool = option(True, help="a search writes report.html with report/*.png at its end, and study.journal (its trials for optuna-dashboard) as it runs")
 
 
 TIME_COSTS = ("cpu_seconds", "gpu_seconds")

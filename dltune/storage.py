@@ -191,6 +191,12 @@ def list_files(path: str, suffixes: tuple[str, ...] = ()) -> list[str]:
     return sorted(files)
 
 
+def list_names(path: str) -> list[str]:
+    """The names of what a directory holds (files and directories, not what is under them)."""
+    fs, inner = filesystem(path)
+    return [info.base_name for info in fs.get_file_info(pafs.FileSelector(inner))]
+
+
 def _normalise_pattern(path: str) -> str:
     return _local_path(path) if not is_remote(path) else path
 

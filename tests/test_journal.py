@@ -78,3 +78,66 @@ def test_each_space_entry_has_its_optuna_distribution() -> None:
     assert distribution(Param("a", "loguniform", (1e-4, 1e-1))) == FloatDistribution(1e-4, 1e-1, log=True)
     assert distribution(Param("b", "randint", (1, 5))) == IntDistribution(1, 4)  # Ray's upper bound is exclusive
     assert distribution(Param("c", "choice", ([64], [128], "auto"))) == CategoricalDistribution(["[64]", "[128]", "auto"])
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_output_report_false_writes_neither_journal_nor_report(ray_cluster, tmp_path: Path) -> None:
+    api.tune(None, ["tune.space={params.x: {uniform: [-5.0, 5.0]}}", "tune.metric=loss", "tune.num_samples=2", "train.epochs=1", "tune.searcher=random",
+                    "output.report=false", f"output.dir={tmp_path}", "output.experiment=q"], verbose=False, fn=slow_curve)
+    exp = tmp_path / "q"
+    assert (exp / "summary.json").is_file() and (exp / "results.csv").is_file()
+    assert not (exp / "study.journal").exists() and not (exp / "report.html").exists() and not (exp / "report").exists()
+
+
+def _trial(trial_id: str, x: float):
+    from ray.tune.experiment import Trial
+
+    return Trial("fn", config={"params.x": x}, trial_id=trial_id, stub=True)
+
+
+def test_a_failed_trial_resumed_gets_a_new_entry_and_a_killed_drivers_lock_and_runs_are_settled(tmp_path: Path) -> None:
+    """Driven as Tune drives it: a driver writes, fails a trial and dies holding the lock; the
+    resumed driver (a fresh copy of the callback, as from tuner.pkl) runs the failed trial again."""
+    import pickle
+
+    from optuna.trial import TrialState
+
+    from dltune.hpo.journal import OptunaJournal, settle
+
+    path = tmp_path / "study.journal"
+    space = [Param("params.x", "uniform", (-5.0, 5.0))]
+    first = OptunaJournal(str(path), "j", "loss", "min", space, max_epochs=3)
+    resumed = pickle.loads(pickle.dumps(first))
+    failing, cut, abandoned = _trial("a", 1.0), _trial("b", 2.0), _trial("c", 3.0)
+    for trial in (failing, cut, abandoned):
+        first.on_trial_start(0, [], trial)
+    first.on_trial_result(1, [], failing, {"epoch": 1, "loss": 0.9})
+    first.on_trial_error(2, [], failing)
+    first.on_trial_result(2, [], abandoned, {"epoch": 1, "loss": 0.8})
+    (tmp_path / "study.journal.lock").symlink_to(tmp_path / "gone")  # the killed driver's lock
+
+    for trial in (failing, cut):
+        resumed.on_trial_start(0, [], trial)
+    for epoch in (2, 3):
+        resumed.on_trial_result(epoch, [], failing, {"epoch": epoch, "loss": 1.0 / epoch})
+    resumed.on_trial_result(3, [], cut, {"epoch": 1, "loss": 0.7})
+    resumed.on_trial_complete(4, [], failing)
+    assert not resumed.broken
+    settle(str(path), "j", "min", {"a": "completed", "b": "compute_budget"})  # c: the killed driver's run, tried afresh as another trial
+    entries = [(t.user_attrs["ray_trial_id"], t.state, t.value, dict(t.intermediate_values)) for t in _study(path).trials]
+    assert entries == [("a", TrialState.FAIL, None, {1: 0.9}), ("b", TrialState.PRUNED, None, {1: 0.7}), ("c", TrialState.FAIL, None, {1: 0.8}),
+                       ("a", TrialState.COMPLETE, 1.0 / 3, {1: 0.9, 2: 0.5, 3: 1.0 / 3})]
+    assert _study(path).trials[2].user_attrs["abandoned"]
+
+
+def test_a_journal_that_cannot_be_written_is_one_warning_and_the_search_goes_on(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from dltune.hpo.journal import OptunaJournal
+
+    journal = OptunaJournal(str(tmp_path / "no" / "such" / "dir" / "study.journal"), "j", "loss", "min", [], max_epochs=1)
+    trial = _trial("a", 1.0)
+    journal.on_trial_start(0, [], trial)
+    journal.on_trial_result(1, [], trial, {"epoch": 1, "loss": 0.5})
+    assert journal.broken
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dltune: warning: study.journal is no longer written (") and lines[0].endswith("; the search goes on")

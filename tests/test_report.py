@@ -117,18 +117,38 @@ def test_report_of_a_dir_that_is_no_search_is_one_line_and_exit_2(tmp_path: Path
     assert done.stderr.strip().splitlines() == [f"dltune: error: {tmp_path} is not a dltune search: it has no summary.json (a search writes it when it ends)"]
 
 
+def _write_trial(exp: Path, trial_id: str, stamp: str, losses: list[float], x: float = 1.0) -> None:
+    trial_dir = exp / f"fn_trial_{trial_id}_1_x={x}_{stamp}"
+    trial_dir.mkdir()
+    lines = [json.dumps({"loss": loss, "epoch": i + 1, "timestamp": 100 + i, "time_since_restore": i + 1.0, "iterations_since_restore": i + 1,
+                         "config": {"x": x}}) for i, loss in enumerate(losses)]
+    (trial_dir / "result.json").write_text("\n".join(lines) + "\n")
+
+
 def test_a_trial_a_killed_driver_started_twice_is_reported_once(tmp_path: Path) -> None:
-    """Its first run's dir, left by the killed driver, has fewer reports than the one that finished."""
+    """Its first run's dir, left by the killed driver, has fewer reports than the one that finished;
+    the killed driver's last line is torn."""
     (tmp_path / "summary.json").write_text('{"metric": "loss", "mode": "min"}')
     (tmp_path / "results.csv").write_text("trial_id,best_loss,stop_reason\nab12cd34,0.5,completed\n")
-    for stamp, reports in (("2026-01-01_00-00-00", 1), ("2026-01-01_00-05-00", 3)):
-        trial_dir = tmp_path / f"fn_trial_ab12cd34_1_x=1_{stamp}"
-        trial_dir.mkdir()
-        lines = [f'{{"loss": {1.0 / (i + 1)}, "epoch": {i + 1}, "timestamp": {100 + i}, "time_since_restore": {i + 1.0}, "iterations_since_restore": {i + 1}, '
-                 f'"config": {{"x": 1}}}}' for i in range(reports)]
-        (trial_dir / "result.json").write_text("\n".join(lines) + "\n")
+    _write_trial(tmp_path, "ab12cd34", "2026-01-01_00-00-00", [1.0])
+    with open(next(tmp_path.glob("*00-00-00")) / "result.json", "a") as f:
+        f.write('{"loss": 0.4, "epo')
+    _write_trial(tmp_path, "ab12cd34", "2026-01-01_00-05-00", [1.0, 0.5, 0.33])
     exp = load(str(tmp_path))
     assert [(t.trial_id, len(t.reports), t.stop_reason) for t in exp.trials] == [("ab12cd34", 3, "completed")]
+
+
+def test_a_relative_experiment_dir_whose_trials_all_tie_still_gets_its_report(tmp_path: Path) -> None:
+    exp = tmp_path / "tied"
+    exp.mkdir()
+    (exp / "summary.json").write_text('{"metric": "loss", "mode": "min", "searcher": "random", "scheduler": "fifo"}')
+    for i, trial_id in enumerate(["0000000a", "0000000b", "0000000c"]):
+        _write_trial(exp, trial_id, "2026-01-01_00-00-00", [0.5, 0.5], x=float(i))
+    done = run_cli("report", "tied", cwd=tmp_path)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    text = (exp / "report.html").read_text()
+    assert "Learning curves (3 trials)" in text and "every trial&#x27;s best loss is the same" in text
+    assert sorted(p.name for p in (exp / "report").iterdir()) == ["best_so_far_compute.png", "best_so_far_wall.png", "learning_curves.png", "timeline.png"]
 
 
 @pytest.mark.slow

@@ -155,7 +155,7 @@ def remove_abandoned_trial_dirs(exp_dir: str, trial_paths: list[str]) -> list[st
     heard of again, its config tried afresh under a new id (its dir and its
     TensorBoard run go). Returns the removed dir names."""
     kept = {trial_id_of(path): path.rstrip("/").rsplit("/", 1)[-1] for path in trial_paths}
-    abandoned = [name for name in _listdir(exp_dir) if TRIAL_DIR_ID.match(name) and kept.get(trial_id_of(name)) != name]
+    abandoned = [name for name in storage.list_names(exp_dir) if TRIAL_DIR_ID.match(name) and kept.get(trial_id_of(name)) != name]
     for name in abandoned:
         storage.delete(storage.join(exp_dir, name))
         run = storage.join(exp_dir, "tensorboard", trial_id_of(name))
@@ -175,13 +175,6 @@ def _is_whole(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _listdir(path: str) -> list[str]:
-    from pyarrow import fs as pafs
-
-    fs, inner = storage.filesystem(path)
-    return [info.base_name for info in fs.get_file_info(pafs.FileSelector(inner))]
 
 
 def _staging_dir(exp_dir: str) -> str | None:
@@ -206,7 +199,7 @@ def prepare_resume(exp_dir: str) -> str | None:
     if staging is not None:
         # what the killed driver's next copy would have delivered: its newest state, whole
         storage.upload_dir(staging, exp_dir, skip_hidden=True)
-    newest = _newest_state(_listdir(exp_dir))
+    newest = _newest_state(storage.list_names(exp_dir))
     if newest is not None:
         path = storage.join(exp_dir, newest)
         if not _is_whole(storage.read_text(path)):

@@ -3,14 +3,22 @@ searcher: ``optuna-dashboard <experiment>/study.journal`` shows the running sear
 
 Each Tune trial is one Optuna trial, found again by its Ray trial id (a user attribute), so a
 paused trial that runs again, or a resumed search, goes on with the same entry. A trial that ran
-``train.epochs`` is COMPLETE with its best value; one a scheduler stopped, or that a budget cut,
-is PRUNED; one that failed, FAIL. Parameters outside their space (PBT perturbs past it) are kept
-as user attributes instead.
+``train.epochs`` is COMPLETE with its best value, one a scheduler stopped is PRUNED, one that
+failed FAIL. A failed trial that a ``--resume`` runs again gets a new entry beside the failed
+one. Trials still running when the search ends (a budget cut them) are settled from results.csv's
+stop reasons by ``settle``, and an entry a killed driver left running ends FAIL there. A value
+outside its space entry is kept as the user attribute ``params_outside_space``.
+
+The journal serves a dashboard: a failure to write it is one warning line, and the search goes on.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ray.tune import Callback
@@ -37,6 +45,37 @@ def as_optuna_value(value: Any) -> Any:
     return value if value is None or isinstance(value, (bool, int, float, str)) else repr(value)
 
 
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    """No "A new study created in Journal", no ExperimentalWarning; Optuna's logging put back after."""
+    import optuna
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def open_study(path: str, study_name: str, mode: str) -> tuple[Any, int, dict[str, int]]:
+    """(the journal storage, the study's id, Ray trial id -> the storage's trial id of its latest entry)."""
+    import optuna
+    from optuna.storages import JournalFileStorage, JournalStorage
+
+    if os.path.lexists(path + ".lock"):
+        os.remove(path + ".lock")  # left by a killed driver: this search's driver is the journal's one writer
+    with _quiet_optuna():
+        storage = JournalStorage(JournalFileStorage(path))
+        study = optuna.create_study(storage=storage, study_name=study_name, load_if_exists=True, direction="maximize" if mode == "max" else "minimize")
+    study_id = storage.get_study_id_from_name(study.study_name)
+    ids = {t.user_attrs[RAY_TRIAL_ID]: storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+           for t in study.get_trials(deepcopy=False) if RAY_TRIAL_ID in t.user_attrs}  # in number order: the latest entry wins
+    return storage, study_id, ids
+
+
 class OptunaJournal(Callback):
     def __init__(self, path: str, study_name: str, metric: str, mode: str, params: list[Param], max_epochs: int) -> None:
         self.path, self.study_name, self.metric, self.mode = path, study_name, metric, mode
@@ -44,86 +83,106 @@ class OptunaJournal(Callback):
         self._storage: Any = None  # opened on first use, in the driver (the Tuner pickles its callbacks)
         self._study_id = 0
         self._ids: dict[str, int] = {}  # Ray trial id -> Optuna's trial id in the storage
+        self.broken = False
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_storage": None, "_ids": {}}
+        return {**self.__dict__, "_storage": None, "_ids": {}, "broken": False}
 
-    def _open(self) -> Any:
-        if self._storage is None:
-            import optuna
-            from optuna.storages import JournalFileStorage, JournalStorage
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # Optuna marks the journal experimental
-                storage = JournalStorage(JournalFileStorage(self.path))
-            verbosity = optuna.logging.get_verbosity()
-            optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created in Journal with name"
-            try:
-                study = optuna.create_study(storage=storage, study_name=self.study_name, load_if_exists=True,
-                                            direction="maximize" if self.mode == "max" else "minimize")
-            finally:
-                optuna.logging.set_verbosity(verbosity)
-            self._study_id = storage.get_study_id_from_name(study.study_name)
-            self._ids = {t.user_attrs[RAY_TRIAL_ID]: storage.get_trial_id_from_study_id_trial_number(self._study_id, t.number)
-                         for t in study.get_trials(deepcopy=False) if RAY_TRIAL_ID in t.user_attrs}
-            self._storage = storage
-        return self._storage
+    def _safely(self, write: Callable[[Any], None]) -> None:
+        if self.broken:
+            return
+        try:
+            if self._storage is None:
+                self._storage, self._study_id, self._ids = open_study(self.path, self.study_name, self.mode)
+            write(self._storage)
+        except Exception as exc:  # noqa: BLE001 - a dashboard's file never ends a search
+            self.broken = True
+            print(f"dltune: warning: {FILE} is no longer written ({type(exc).__name__}: {exc}); the search goes on", file=sys.stderr, flush=True)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        storage = self._open()
-        if trial.trial_id in self._ids:
-            return  # a paused or restarted trial going on
+        self._safely(lambda storage: self._start(storage, trial))
+
+    def _start(self, storage: Any, trial: Any) -> None:
         from optuna.trial import TrialState, create_trial
 
-        params, dists, outside = {}, {}, {}
-        for param in self.params:
-            if param.key not in trial.config:
-                continue
-            dist, value = distribution(param), as_optuna_value(trial.config[param.key])
-            if _contains(dist, value):
-                params[param.key], dists[param.key] = value, dist
-            else:
-                outside[param.key] = value
-        template = create_trial(state=TrialState.RUNNING, params=params, distributions=dists,
-                                user_attrs={RAY_TRIAL_ID: trial.trial_id, **({"params_outside_space": outside} if outside else {})})
+        known = self._ids.get(trial.trial_id)
+        if known is not None:
+            entry = storage.get_trial(known)
+            if not entry.state.is_finished():
+                return  # a paused or restarted trial going on
+            # a failed trial a --resume runs again: a new entry, with what it had reported
+            template = create_trial(state=TrialState.RUNNING, params=entry.params, distributions=entry.distributions, user_attrs=entry.user_attrs,
+                                    intermediate_values=entry.intermediate_values)
+        else:
+            params, dists, outside = {}, {}, {}
+            for param in self.params:
+                if param.key not in trial.config:
+                    continue
+                dist, value = distribution(param), as_optuna_value(trial.config[param.key])
+                if _contains(dist, value):
+                    params[param.key], dists[param.key] = value, dist
+                else:
+                    outside[param.key] = value
+            template = create_trial(state=TrialState.RUNNING, params=params, distributions=dists,
+                                    user_attrs={RAY_TRIAL_ID: trial.trial_id, **({"params_outside_space": outside} if outside else {})})
         self._ids[trial.trial_id] = storage.create_new_trial(self._study_id, template_trial=template)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict[str, Any], **info: Any) -> None:
-        storage = self._open()
         value = result.get(self.metric)
-        if trial.trial_id not in self._ids or isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             return
         step = int(result.get("epoch") or result.get("training_iteration") or 0)
-        storage.set_trial_intermediate_value(self._ids[trial.trial_id], step, float(value))
+        self._safely(lambda storage: storage.set_trial_intermediate_value(self._ids[trial.trial_id], step, float(value))
+                     if trial.trial_id in self._ids else None)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         from optuna.trial import TrialState
 
-        if trial.trial_id not in self._ids:
-            return
-        reports = self._open().get_trial(self._ids[trial.trial_id]).intermediate_values  # those before a resume too
-        if reports and max(reports) >= self.max_epochs:
-            self._end(trial.trial_id, TrialState.COMPLETE, [max(reports.values()) if self.mode == "max" else min(reports.values())])
-        else:
-            self._end(trial.trial_id, TrialState.PRUNED)
+        def end(storage: Any) -> None:
+            if trial.trial_id not in self._ids:
+                return
+            entry = storage.get_trial(self._ids[trial.trial_id])
+            reports = entry.intermediate_values  # those before a resume too
+            if entry.state.is_finished():
+                return
+            if reports and max(reports) >= self.max_epochs:
+                storage.set_trial_state_values(self._ids[trial.trial_id], TrialState.COMPLETE, [_best(reports.values(), self.mode)])
+            else:
+                storage.set_trial_state_values(self._ids[trial.trial_id], TrialState.PRUNED)
+        self._safely(end)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         from optuna.trial import TrialState
 
-        self._end(trial.trial_id, TrialState.FAIL)
+        def fail(storage: Any) -> None:
+            if trial.trial_id in self._ids and not storage.get_trial(self._ids[trial.trial_id]).state.is_finished():
+                storage.set_trial_state_values(self._ids[trial.trial_id], TrialState.FAIL)
+        self._safely(fail)
 
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
-        """Trials a budget cut are still running here: they end pruned."""
-        from optuna.trial import TrialState
 
-        for trial in trials:
-            if trial.trial_id in self._ids and self._open().get_trial(self._ids[trial.trial_id]).state == TrialState.RUNNING:
-                self._end(trial.trial_id, TrialState.PRUNED)
+def settle(path: str, study_name: str, mode: str, ends: dict[str, str]) -> None:
+    """At the search's end, end each entry still running by its trial's stop reason (``ends``: Ray
+    trial id -> results.csv's stop_reason): completed COMPLETE, error FAIL, otherwise PRUNED; an
+    entry of a trial the search no longer has (a killed driver's run, tried afresh) FAIL."""
+    from optuna.trial import TrialState
 
-    def _end(self, ray_trial_id: str, state: Any, values: list[float] | None = None) -> None:
-        storage = self._open()
-        if ray_trial_id in self._ids and not storage.get_trial(self._ids[ray_trial_id]).state.is_finished():
-            storage.set_trial_state_values(self._ids[ray_trial_id], state, values)
+    storage, study_id, ids = open_study(path, study_name, mode)
+    for entry in storage.get_all_trials(study_id, deepcopy=False):
+        if entry.state != TrialState.RUNNING:
+            continue
+        ray_id = entry.user_attrs.get(RAY_TRIAL_ID)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, entry.number)
+        if ray_id not in ends or ids.get(ray_id) != trial_id:
+            storage.set_trial_user_attr(trial_id, "abandoned", "a killed driver's run; the search ran the trial afresh")
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        elif ends[ray_id] == "completed" and entry.intermediate_values:
+            storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [_best(entry.intermediate_values.values(), mode)])
+        else:
+            storage.set_trial_state_values(trial_id, TrialState.FAIL if ends[ray_id] == "error" else TrialState.PRUNED)
+
+
+def _best(values: Any, mode: str) -> float:
+    return max(values) if mode == "max" else min(values)
 
 
 def _contains(dist: Any, value: Any) -> bool:

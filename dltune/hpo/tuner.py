@@ -21,7 +21,7 @@ from dltune import ray_compat, ray_logs, schema, storage
 from dltune.config import Config
 from dltune.errors import RunFailed, UserError
 from dltune.hpo import algorithms, experiment_state, results
-from dltune.hpo.journal import FILE as JOURNAL, OptunaJournal
+from dltune.hpo.journal import FILE as JOURNAL, OptunaJournal, settle
 from dltune.hpo.monitor import SearchMonitor
 from dltune.hpo.search_plan import SearchPlan, local_cluster_resources, make_plan, preflight
 from dltune.hpo.trial import TRAIN_RUNS, discard_train_runs, multi_worker_trial, single_worker_trial
@@ -158,7 +158,7 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
         callbacks=[monitor, missing_metric, ray_compat.result_json_logger(), CSVLoggerCallback(), experiment_state.ExperimentStateGuard(exp_dir, verbose),
                    SchedulerState(scheduler, verbose),
                    *([OptunaJournal(os.path.join(exp_dir, JOURNAL), cfg.output.experiment, cfg.tune.metric, cfg.tune.mode, plan.params, cfg.train.epochs)]
-                     if not storage.is_remote(exp_dir) else [])],  # optuna-dashboard reads a local file
+                     if cfg.output.report and not storage.is_remote(exp_dir) else [])],  # optuna-dashboard reads a local file
         verbose=0,
         failure_config=FailureConfig(max_failures=cfg.tune.max_failures),
         checkpoint_config=checkpoint_policy(cfg, plan),
@@ -263,7 +263,10 @@ def write_outputs(cfg: Config, plan: SearchPlan, grid: Any, exp_dir: str, base: 
         **({"failures": failure_line(rows)} if status != "finished" else {}),
     }
     storage.write_text(storage.join(exp_dir, "summary.json"), json.dumps(storage.redact(summary), indent=2, default=str) + "\n")
-    reported = drawn(lambda: write_report(exp_dir))
+    journal = cfg.output.report and not storage.is_remote(exp_dir)
+    if journal:
+        drawn(lambda: settle(os.path.join(exp_dir, JOURNAL), cfg.output.experiment, t.mode, {r.trial_id: r.stop_reason for r in rows}), JOURNAL)
+    reported = cfg.output.report and drawn(lambda: write_report(exp_dir))
     if status == "partial":
         print(f"dltune: warning: {storage.redact(failure_line(rows))}", file=sys.stderr)
     if verbose:
@@ -272,7 +275,7 @@ def write_outputs(cfg: Config, plan: SearchPlan, grid: Any, exp_dir: str, base: 
             print(results.table(ranked, keys, t.metric, t.top_k))
         written = ["results.csv", *(["best_config.yaml"] if best_cfg is not None else []), *(["best_model/"] if exported.get("state_dict") else []),
                    *(["tensorboard/"] if tensorboard else []), "summary.json", *(["report.html", "report/"] if reported else []),
-                   *([JOURNAL] if not storage.is_remote(exp_dir) else [])]
+                   *([JOURNAL] if journal else [])]
         print(f"\noutputs: {storage.redact(exp_dir)} ({', '.join(written)})")
         if best_cfg is not None:
             print(f"train the best config: dltune train {storage.redact(storage.join(exp_dir, 'best_config.yaml'))}")

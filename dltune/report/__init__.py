@@ -2,6 +2,7 @@
 figures as PNG files under ``report/``, written into the experiment dir."""
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 
@@ -10,13 +11,13 @@ from dltune.errors import UserError, describe
 from dltune.report.experiment import load
 
 
-def drawn(write: Callable[[], object]) -> bool:
-    """Run a report writer at the end of a search or job. A report that cannot be drawn is said in
-    one line and leaves the outputs, already written, as they are."""
+def drawn(write: Callable[[], object], what: str = "report.html") -> bool:
+    """Run a writer of ``what`` at the end of a search or job. One that fails is said in one line
+    and leaves the outputs, already written, as they are."""
     try:
         write()
     except Exception as exc:  # noqa: BLE001 - the results stand without their picture
-        print(f"dltune: warning: report.html was not written: {storage.redact(describe(exc))}", file=sys.stderr)
+        print(f"dltune: warning: {what} was not written: {storage.redact(describe(exc))}", file=sys.stderr)
         return False
     return True
 
@@ -26,8 +27,11 @@ def write_report(path: str) -> str:
     from dltune.report.render import build
 
     page, pngs = build(load(path))
+    figures = storage.join(path, "report")
+    for stale in (set(storage.list_names(figures)) - set(pngs)) if storage.isdir(figures) else ():
+        storage.delete(storage.join(figures, stale))  # a figure the search no longer has
     for name, data in pngs.items():
-        storage.write_bytes(storage.join(path, "report", name), data)
+        storage.write_bytes(storage.join(figures, name), data)
     out = storage.join(path, "report.html")
     storage.write_text(out, page)
     return out
@@ -44,5 +48,6 @@ def write_comparison(paths: list[str], out: str) -> str:
         raise UserError("dltune report: the searches do not share a metric and mode: " + ", ".join(f"{e.name}: {e.metric} ({e.mode})" for e in exps))
     page, png = build_comparison(exps)
     storage.write_text(out, page)
-    storage.write_bytes(out.rsplit(".", 1)[0] + ".png", png)
+    base, name = out.rsplit("/", 1) if "/" in out else ("", out)
+    storage.write_bytes((f"{base}/" if base else "") + os.path.splitext(name)[0] + ".png", png)
     return out

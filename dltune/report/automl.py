@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,10 @@ def best_so_far(records: list[dict[str, Any]], score: Callable[[float], float], 
     out = {name: F.Series(name, [], [], "completed", F.PALETTE[i % len(F.PALETTE)]) for i, name in enumerate(learners)}
     overall = F.Series("all estimators", [], [], "completed", "#222222")
     for record in sorted(records, key=lambda r: r["wall_clock_time"]):
-        value = score(float(record["validation_loss"]))
+        loss = record.get("validation_loss")
+        if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not math.isfinite(loss):
+            continue  # a trial FLAML could not score
+        value = score(float(loss))
         for series in (out[record["learner"]], overall):
             if not series.y or better(value, series.y[-1]):
                 series.x.append(float(record["wall_clock_time"]))

@@ -2,6 +2,7 @@
 summary.json, each trial's reports from its result.json, how it ended from results.csv."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -10,9 +11,10 @@ from typing import Any
 
 from dltune import storage
 from dltune.errors import UserError
-from dltune.hpo.trial_dirs import trial_id_of
+from dltune.hpo.trial_dirs import TRIAL_DIR_ID, trial_id_of
 
 RESULTS = "result.json"
+PBT_POLICY = "pbt_policy_"  # PBT's file of a trial it exploited
 
 
 @dataclass
@@ -57,19 +59,28 @@ def load(path: str) -> Experiment:
         if key not in summary:
             raise UserError(f"{storage.redact(summary_path)}: no '{key}' key")
     ends = _stop_reasons(storage.join(path, "results.csv"))
-    files = storage.list_files(path)
-    exploited = {name.rsplit("/", 1)[-1][len("pbt_policy_"):-len(".txt")] for name in files if name.rsplit("/", 1)[-1].startswith("pbt_policy_")}
+    names = storage.list_names(path)  # the top level only: a search's checkpoints can be many files
+    exploited = {n[len(PBT_POLICY):-len(".txt")] for n in names if n.startswith(PBT_POLICY) and n.endswith(".txt")}
     by_id: dict[str, Trial] = {}
-    for name in files:
-        if not name.endswith("/" + RESULTS) or name.count("/") != path.rstrip("/").count("/") + 2:
-            continue  # only <experiment>/<trial dir>/result.json
-        run_dir = name.rsplit("/", 2)[-2]
-        reports = [json.loads(line) for line in storage.read_text(name).splitlines() if line.strip()]
+    for run_dir in sorted(n for n in names if TRIAL_DIR_ID.match(n)):
+        results = storage.join(path, run_dir, RESULTS)
+        if not storage.exists(results):
+            continue
+        reports = _reports(storage.read_text(results))
         trial_id = trial_id_of(run_dir)
         if not reports or (trial_id in by_id and len(by_id[trial_id].reports) >= len(reports)):
             continue  # a trial a killed driver started twice is shown once, by its longer run
         by_id[trial_id] = Trial(trial_id, dict(reports[-1].get("config") or {}), reports, ends.get(trial_id, "running"), run_dir, trial_id in exploited)
     return Experiment(path, summary, sorted(by_id.values(), key=lambda t: t.trial_id))
+
+
+def _reports(text: str) -> list[dict[str, Any]]:
+    """result.json's lines; a line a killed driver left torn is passed over."""
+    out = []
+    for line in filter(str.strip, text.splitlines()):
+        with contextlib.suppress(json.JSONDecodeError):
+            out.append(json.loads(line))
+    return out
 
 
 def _stop_reasons(path: str) -> dict[str, str]:

@@ -176,6 +176,8 @@ def study_of(exp: Experiment) -> tuple[Any, str]:
     varied = [k for k in keys if len({repr(t.config.get(k)) for t, _ in bests}) > 1]
     if len(bests) < 3 or not varied:
         return None, "needs at least 3 trials with a value and a parameter that varies"
+    if len({b for _, b in bests}) == 1:
+        return None, f"every trial's best {exp.metric} is the same: nothing tells the parameters apart"
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created in memory"
     try:

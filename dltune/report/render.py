@@ -115,17 +115,18 @@ def importance_png(found: dict[str, float], axis: str = "fANOVA importance") -> 
 def _png_parallel(study: Any) -> bytes:
     from optuna.visualization.matplotlib import plot_parallel_coordinate
 
+    import matplotlib.pyplot as plt
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna marks its matplotlib figures experimental
         ax = plot_parallel_coordinate(study)
-    fig = ax.figure
-    fig.set_size_inches(9, 4.5)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)  # Optuna draws through pyplot; leave no figure open behind
-    return buf.getvalue()
+    try:
+        ax.figure.set_size_inches(9, 4.5)
+        buf = io.BytesIO()
+        ax.figure.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+        return buf.getvalue()
+    finally:
+        plt.close(ax.figure)  # Optuna draws through pyplot; leave no figure open behind
 
 
 # --- the page -----------------------------------------------------------------------------
