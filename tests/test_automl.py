@@ -132,7 +132,7 @@ def test_regression_diabetes_csv_keeps_secrets_out(tmp_path: Path, monkeypatch: 
     best = json.loads((task_dir / "best_config.json").read_text())
     assert best["best_config"]["random_state"] == 0  # estimator_kwargs left after lifting n_jobs are fixed parameters
     assert list(pd.read_parquet(task_dir / "predictions.parquet").columns) == ["label", "prediction"]
-    for path in task_dir.iterdir():
+    for path in (p for p in task_dir.rglob("*") if p.is_file()):  # report/*.png too
         assert secret.encode() not in path.read_bytes(), path.name
     assert "data-***" in (task_dir / "summary.json").read_text()
 
