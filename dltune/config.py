@@ -109,6 +109,8 @@ class OutputConfig:
     experiment: str = option("", help="experiment name; outputs go to dir/experiment (empty: the config file's name)")
     export_torchscript: bool = option(True, help="also export the final model as TorchScript where the model allows")
     report: bool = option(True, help="a search writes report.html with report/*.png at its end, and study.journal (its trials for optuna-dashboard) as it runs")
+    report_every_s: float = option(60.0, help="while a search runs, rewrite its report.html at most this often, in a process of its own "
+                                              "(0: only at the end)", min=0.0)
 
 
 TIME_COSTS = ("cpu_seconds", "gpu_seconds")

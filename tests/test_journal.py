@@ -17,7 +17,7 @@ from dltune.space import Param
 
 def slow_curve(ctx) -> None:
     for step in range(ctx.config.train.epochs):
-        time.sleep(0.4)  # long enough for the journal to be read mid-search
+        time.sleep(ctx.params.get("sleep", 0.4))  # long enough for the journal to be read mid-search
         ctx.report({"loss": (ctx.params["x"] - 2.0) ** 2 + 1.0 / (step + 1)})
 
 
@@ -30,20 +30,24 @@ def _study(path: Path):
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_the_journal_holds_every_trial_with_its_reports_while_the_search_runs_and_after(ray_cluster, tmp_path: Path) -> None:
+def test_the_journal_and_report_html_are_live_while_the_search_runs_and_whole_after(ray_cluster, tmp_path: Path) -> None:
     from optuna.trial import TrialState
 
     exp = tmp_path / "j"
-    journal = exp / "study.journal"
+    journal, page = exp / "study.journal", exp / "report.html"
     seen_running: list[int] = []
+    live_pages: list[str] = []
     done = threading.Event()
 
-    def watch() -> None:  # as optuna-dashboard would: reads the file while the driver writes it
+    def watch() -> None:  # as optuna-dashboard and a browser would: read the files while the driver writes them
         while not done.is_set():
-            if journal.exists() and not (exp / "summary.json").exists():
-                reported = [t for t in _study(journal).trials if t.state == TrialState.RUNNING and t.intermediate_values]
-                if reported:
-                    seen_running.append(len(reported))
+            if not (exp / "summary.json").exists():
+                if journal.exists():
+                    reported = [t for t in _study(journal).trials if t.state == TrialState.RUNNING and t.intermediate_values]
+                    if reported:
+                        seen_running.append(len(reported))
+                if page.exists():
+                    live_pages.append(page.read_text())
             time.sleep(0.3)
 
     watcher = threading.Thread(target=watch)
@@ -51,11 +55,19 @@ def test_the_journal_holds_every_trial_with_its_reports_while_the_search_runs_an
     try:
         api.tune(None, ["tune.space={params.x: {uniform: [-5.0, 5.0]}, params.k: {choice: [[1, 2], 3]}}", "tune.metric=loss", "tune.mode=min",
                         "tune.num_samples=5", "train.epochs=6", "tune.searcher=random", "tune.scheduler=asha", "tune.grace_period=1",
-                        "tune.reduction_factor=2", f"output.dir={tmp_path}", "output.experiment=j"], verbose=False, fn=slow_curve)
+                        "tune.reduction_factor=2", f"output.dir={tmp_path}", "output.experiment=j", "output.report_every_s=1",
+                        "params.sleep=1.0"], verbose=False, fn=slow_curve)
     finally:
         done.set()
         watcher.join()
     assert seen_running, "no running trial with reports was ever read from the journal"
+    # report.html was rewritten during the search: whole pages (each written at once), of a running search with trials
+    assert live_pages, "report.html never appeared while the search ran"
+    assert all(p.rstrip().endswith("</html>") for p in live_pages)
+    assert any("<th>status</th><td>running</td>" in p and 'id="curves"' in p for p in live_pages)
+    assert not list((exp / "report").glob("*.png.*"))  # no temp file of a rewrite the search's end stopped
+    final = page.read_text()
+    assert "<th>status</th><td>finished</td>" in final and len(list((exp / "report").glob("*.png"))) == 6
 
     histories = trial_results(exp)
     summary = json.loads((exp / "summary.json").read_text())
@@ -115,6 +127,7 @@ def test_a_failed_trial_resumed_gets_a_new_entry_and_a_killed_drivers_lock_and_r
     first.on_trial_result(1, [], failing, {"epoch": 1, "loss": 0.9})
     first.on_trial_error(2, [], failing)
     first.on_trial_result(2, [], abandoned, {"epoch": 1, "loss": 0.8})
+    first.close()  # the writer thread has written all of it
     (tmp_path / "study.journal.lock").symlink_to(tmp_path / "gone")  # the killed driver's lock
 
     for trial in (failing, cut):
@@ -123,6 +136,7 @@ def test_a_failed_trial_resumed_gets_a_new_entry_and_a_killed_drivers_lock_and_r
         resumed.on_trial_result(epoch, [], failing, {"epoch": epoch, "loss": 1.0 / epoch})
     resumed.on_trial_result(3, [], cut, {"epoch": 1, "loss": 0.7})
     resumed.on_trial_complete(4, [], failing)
+    resumed.close()
     assert not resumed.broken
     settle(str(path), "j", "min", {"a": "completed", "b": "compute_budget"})  # c: the killed driver's run, tried afresh as another trial
     entries = [(t.user_attrs["ray_trial_id"], t.state, t.value, dict(t.intermediate_values)) for t in _study(path).trials]
@@ -138,6 +152,7 @@ def test_a_journal_that_cannot_be_written_is_one_warning_and_the_search_goes_on(
     trial = _trial("a", 1.0)
     journal.on_trial_start(0, [], trial)
     journal.on_trial_result(1, [], trial, {"epoch": 1, "loss": 0.5})
+    journal.close()
     assert journal.broken
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("dltune: warning: study.journal is no longer written (") and lines[0].endswith("; the search goes on")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -21,3 +22,34 @@ def test_the_gcs_port_variable_is_set_for_the_block_only(monkeypatch: pytest.Mon
     with ray_compat.head_gcs_port(6390):
         pass
     assert os.environ[ray_compat.GCS_PORT_VARIABLE] == "7000"
+
+
+
+def _one_report(config: dict) -> None:
+    from ray import tune
+
+    tune.report({"x": config["x"]})
+
+
+@pytest.mark.ray
+def test_a_restored_tuner_runs_this_runs_callbacks_but_keeps_the_pickled_one_asked_for(ray_cluster, tmp_path: Path) -> None:
+    """tuner.pkl holds the first run's callbacks, with its paths; the restored Tuner of an experiment
+    dir since moved gets the new run's, except the kept type, which stays the pickled object."""
+    from ray import tune
+
+    from dltune.hpo.journal import OptunaJournal
+
+    class Run(tune.Callback):
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+    first = [Run("first"), OptunaJournal(str(tmp_path / "old" / "study.journal"), "e", "x", "max", [], 1)]
+    tune.Tuner(_one_report, param_space={"x": 1.0},
+               run_config=tune.RunConfig(name="e", storage_path=str(tmp_path / "old"), callbacks=first, verbose=0)).fit()
+    (tmp_path / "old").rename(tmp_path / "moved")
+    tuner = tune.Tuner.restore(str(tmp_path / "moved" / "e"), trainable=_one_report)
+    fresh = [Run("second"), OptunaJournal(str(tmp_path / "moved" / "e" / "study.journal"), "e", "x", "max", [], 1)]
+    ray_compat.restored_callbacks(tuner, fresh, kept=OptunaJournal)
+    now = tuner._local_tuner.get_run_config().callbacks
+    assert now[0] is fresh[0] and now[0].name == "second"
+    assert isinstance(now[1], OptunaJournal) and now[1] is not fresh[1] and now[1].path == str(tmp_path / "old" / "study.journal")

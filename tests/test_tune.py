@@ -151,6 +151,19 @@ def test_pbt_exploit_restores_donor_and_applies_mutated_lr(ray_cluster, tmp_path
     for tid, seen in histories.items():
         assert seen == sorted(set(seen)) and seen[-1] == epochs, (tid, histories, exploits)
     assert len(_rows(exp)) == trials and result.summary["error"] == 0
+    # the journal keeps the new values of each exploit that went on to report in its target's pbt_changes (the policy
+    # file names trials by tag, not id; an exploit at the last epoch runs none with its values)
+    changes = [c for t in _journal(exp).trials for c in t.user_attrs.get("pbt_changes", [])]
+    for *_, new_config in exploits:
+        if any(r["config"]["optim.lr"] == new_config["optim.lr"] for r in results):
+            assert any(c["optim.lr"] == new_config["optim.lr"] and c["epoch"] > 1 for c in changes), (new_config, changes)
+
+
+def _journal(exp: Path):
+    import optuna
+    from optuna.storages import JournalFileStorage, JournalStorage
+
+    return optuna.load_study(study_name=exp.name, storage=JournalStorage(JournalFileStorage(str(exp / "study.journal"))))
 
 
 def _trial_with_checkpoint(storage_dir: Path, experiment: str, checkpoint_dir: Path):

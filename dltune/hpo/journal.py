@@ -7,7 +7,12 @@ paused trial that runs again, or a resumed search, goes on with the same entry. 
 failed FAIL. A failed trial that a ``--resume`` runs again gets a new entry beside the failed
 one. Trials still running when the search ends (a budget cut them) are settled from results.csv's
 stop reasons by ``settle``, and an entry a killed driver left running ends FAIL there. A value
-outside its space entry is kept as the user attribute ``params_outside_space``.
+outside its space entry is kept as the user attribute ``params_outside_space``; the values PBT
+gave a trial later, as ``pbt_changes`` (a list of {"epoch": the first epoch run with them, key: value}).
+
+Optuna syncs the file on every write, so the writes happen on a thread of their own, in the order
+Tune's events came: the Tune loop only queues them. ``close`` (at the experiment's end) waits for
+the queue to empty.
 
 The journal serves a dashboard: a failure to write it is one warning line, and the search goes on.
 """
@@ -16,13 +21,16 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import queue
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from ray.tune import Callback
 
+from dltune.hpo.mode import best_of
 from dltune.space import Param
 
 FILE = "study.journal"
@@ -80,32 +88,66 @@ class OptunaJournal(Callback):
     def __init__(self, path: str, study_name: str, metric: str, mode: str, params: list[Param], max_epochs: int) -> None:
         self.path, self.study_name, self.metric, self.mode = path, study_name, metric, mode
         self.params, self.max_epochs = params, max_epochs
-        self._storage: Any = None  # opened on first use, in the driver (the Tuner pickles its callbacks)
+        self._init_writer()
+
+    def _init_writer(self) -> None:
+        self._storage: Any = None  # opened by the writer thread, on first use in the driver (the Tuner pickles its callbacks)
         self._study_id = 0
-        self._ids: dict[str, int] = {}  # Ray trial id -> Optuna's trial id in the storage
+        self._ids: dict[str, int] = {}  # Ray trial id -> Optuna's trial id in the storage; the writer's own
+        self._configs: dict[str, dict[str, Any]] = {}  # Ray trial id -> its space values as last seen; the Tune loop's own
+        self._queue: queue.SimpleQueue[Callable[[Any], None] | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
         self.broken = False
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_storage": None, "_ids": {}, "broken": False}
+        return {k: self.__dict__[k] for k in ("path", "study_name", "metric", "mode", "params", "max_epochs")}
 
-    def _safely(self, write: Callable[[Any], None]) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._init_writer()
+
+    def _queued(self, write: Callable[[Any], None]) -> None:
         if self.broken:
             return
-        try:
-            if self._storage is None:
-                self._storage, self._study_id, self._ids = open_study(self.path, self.study_name, self.mode)
-            write(self._storage)
-        except Exception as exc:  # noqa: BLE001 - a dashboard's file never ends a search
-            self.broken = True
-            print(f"dltune: warning: {FILE} is no longer written ({type(exc).__name__}: {exc}); the search goes on", file=sys.stderr, flush=True)
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._write_all, name="dltune-journal", daemon=True)  # daemon: a killed search never waits on it
+            self._writer.start()
+        self._queue.put(write)
+
+    def _write_all(self) -> None:
+        while (write := self._queue.get()) is not None:
+            if self.broken:
+                continue
+            try:
+                if self._storage is None:
+                    self._storage, self._study_id, self._ids = open_study(self.path, self.study_name, self.mode)
+                write(self._storage)
+            except Exception as exc:  # noqa: BLE001 - a dashboard's file never ends a search
+                self.broken = True
+                print(f"dltune: warning: {FILE} is no longer written ({type(exc).__name__}: {exc}); the search goes on", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """Write what is queued, then end the writer thread."""
+        if self._writer is not None:
+            self._queue.put(None)
+            self._writer.join()
+            self._writer = None
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.close()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._safely(lambda storage: self._start(storage, trial))
+        trial_id, values = trial.trial_id, self._space_values(trial)
+        self._configs.setdefault(trial_id, values)  # a trial PBT restarts with new values: its next result notes them
+        self._queued(lambda storage: self._start(storage, trial_id, values))
 
-    def _start(self, storage: Any, trial: Any) -> None:
+    def _space_values(self, trial: Any) -> dict[str, Any]:
+        return {p.key: trial.config[p.key] for p in self.params if p.key in trial.config}
+
+    def _start(self, storage: Any, trial_id: str, values: dict[str, Any]) -> None:
         from optuna.trial import TrialState, create_trial
 
-        known = self._ids.get(trial.trial_id)
+        known = self._ids.get(trial_id)
         if known is not None:
             entry = storage.get_trial(known)
             if not entry.state.is_finished():
@@ -116,48 +158,61 @@ class OptunaJournal(Callback):
         else:
             params, dists, outside = {}, {}, {}
             for param in self.params:
-                if param.key not in trial.config:
+                if param.key not in values:
                     continue
-                dist, value = distribution(param), as_optuna_value(trial.config[param.key])
+                dist, value = distribution(param), as_optuna_value(values[param.key])
                 if _contains(dist, value):
                     params[param.key], dists[param.key] = value, dist
                 else:
                     outside[param.key] = value
             template = create_trial(state=TrialState.RUNNING, params=params, distributions=dists,
-                                    user_attrs={RAY_TRIAL_ID: trial.trial_id, **({"params_outside_space": outside} if outside else {})})
-        self._ids[trial.trial_id] = storage.create_new_trial(self._study_id, template_trial=template)
+                                    user_attrs={RAY_TRIAL_ID: trial_id, **({"params_outside_space": outside} if outside else {})})
+        self._ids[trial_id] = storage.create_new_trial(self._study_id, template_trial=template)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict[str, Any], **info: Any) -> None:
-        value = result.get(self.metric)
+        trial_id, value = trial.trial_id, result.get(self.metric)
+        step = int(result.get("epoch") or result.get("training_iteration") or 0)
+        values = self._space_values(trial)
+        if trial_id in self._configs and values != self._configs[trial_id]:  # PBT gave the trial new values
+            changed = {k: as_optuna_value(v) for k, v in values.items() if self._configs[trial_id].get(k) != v}
+            self._configs[trial_id] = values
+            self._queued(lambda storage: self._note_change(storage, trial_id, {"epoch": step, **changed}))
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             return
-        step = int(result.get("epoch") or result.get("training_iteration") or 0)
-        self._safely(lambda storage: storage.set_trial_intermediate_value(self._ids[trial.trial_id], step, float(value))
-                     if trial.trial_id in self._ids else None)
+        self._queued(lambda storage: storage.set_trial_intermediate_value(self._ids[trial_id], step, float(value)) if trial_id in self._ids else None)
+
+    def _note_change(self, storage: Any, trial_id: str, change: dict[str, Any]) -> None:
+        if trial_id in self._ids:
+            entry = storage.get_trial(self._ids[trial_id])
+            storage.set_trial_user_attr(self._ids[trial_id], "pbt_changes", [*entry.user_attrs.get("pbt_changes", []), change])
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         from optuna.trial import TrialState
 
+        trial_id = trial.trial_id
+
         def end(storage: Any) -> None:
-            if trial.trial_id not in self._ids:
+            if trial_id not in self._ids:
                 return
-            entry = storage.get_trial(self._ids[trial.trial_id])
+            entry = storage.get_trial(self._ids[trial_id])
             reports = entry.intermediate_values  # those before a resume too
             if entry.state.is_finished():
                 return
             if reports and max(reports) >= self.max_epochs:
-                storage.set_trial_state_values(self._ids[trial.trial_id], TrialState.COMPLETE, [_best(reports.values(), self.mode)])
+                storage.set_trial_state_values(self._ids[trial_id], TrialState.COMPLETE, [best_of(reports.values(), self.mode)])
             else:
-                storage.set_trial_state_values(self._ids[trial.trial_id], TrialState.PRUNED)
-        self._safely(end)
+                storage.set_trial_state_values(self._ids[trial_id], TrialState.PRUNED)
+        self._queued(end)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         from optuna.trial import TrialState
 
+        trial_id = trial.trial_id
+
         def fail(storage: Any) -> None:
-            if trial.trial_id in self._ids and not storage.get_trial(self._ids[trial.trial_id]).state.is_finished():
-                storage.set_trial_state_values(self._ids[trial.trial_id], TrialState.FAIL)
-        self._safely(fail)
+            if trial_id in self._ids and not storage.get_trial(self._ids[trial_id]).state.is_finished():
+                storage.set_trial_state_values(self._ids[trial_id], TrialState.FAIL)
+        self._queued(fail)
 
 
 def settle(path: str, study_name: str, mode: str, ends: dict[str, str]) -> None:
@@ -176,13 +231,9 @@ def settle(path: str, study_name: str, mode: str, ends: dict[str, str]) -> None:
             storage.set_trial_user_attr(trial_id, "abandoned", "a killed driver's run; the search ran the trial afresh")
             storage.set_trial_state_values(trial_id, TrialState.FAIL)
         elif ends[ray_id] == "completed" and entry.intermediate_values:
-            storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [_best(entry.intermediate_values.values(), mode)])
+            storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [best_of(entry.intermediate_values.values(), mode)])
         else:
             storage.set_trial_state_values(trial_id, TrialState.FAIL if ends[ray_id] == "error" else TrialState.PRUNED)
-
-
-def _best(values: Any, mode: str) -> float:
-    return max(values) if mode == "max" else min(values)
 
 
 def _contains(dist: Any, value: Any) -> bool:

@@ -14,6 +14,7 @@ from dltune import ray_compat, schema, storage
 from dltune.config import Config
 from dltune.data import DataSpec
 from dltune.hpo.budget import Budget
+from dltune.hpo.mode import best_of
 from dltune.hpo.report_check import MissingMetric
 from dltune.hpo.trial import WORKER_RESTARTS, trial_config
 from dltune.hpo.trial_dirs import trial_id_of
@@ -79,7 +80,7 @@ def trial_rows(grid: Any, metric: str, mode: str, max_epochs: int, cut_by: str |
     for trial, result in zip(ray_compat.grid_trials(grid), grid):  # the Trial objects hold the retry counts
         df = result.metrics_dataframe
         values = df[metric].dropna().tolist() if df is not None and metric in df else []
-        best = (max(values) if mode == "max" else min(values)) if values else None
+        best = best_of(values, mode)
         last = result.metrics or {}
         epochs = int(last.get("epoch", 0) or 0)
         if result.error is not None:

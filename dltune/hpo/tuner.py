@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from dltune import ray_compat, ray_logs, schema, storage
@@ -22,6 +23,7 @@ from dltune.config import Config
 from dltune.errors import RunFailed, UserError
 from dltune.hpo import algorithms, experiment_state, results
 from dltune.hpo.journal import FILE as JOURNAL, OptunaJournal, settle
+from dltune.hpo.live_report import LiveReport
 from dltune.hpo.monitor import SearchMonitor
 from dltune.hpo.search_plan import SearchPlan, local_cluster_resources, make_plan, preflight
 from dltune.hpo.trial import TRAIN_RUNS, discard_train_runs, multi_worker_trial, single_worker_trial
@@ -150,15 +152,19 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
     monitor = SearchMonitor(cfg.tune.metric, cfg.tune.mode, tb_local, cfg.tune.time_budget_s, plan.num_trials, verbose, budget=plan.budget)
     storage_path, fs = _storage(cfg.output.dir)
     scheduler = algorithms.build_scheduler(plan.choice, cfg, plan.params)  # on resume, tuner.pkl's copy is the one used
+    journal_path = os.path.join(work, JOURNAL)  # optuna-dashboard reads a local file: a remote search's is uploaded with the rest of work
+    live = [] if not cfg.output.report else [
+        OptunaJournal(journal_path, cfg.output.experiment, cfg.tune.metric, cfg.tune.mode, plan.params, cfg.train.epochs),
+        LiveReport(exp_dir, cfg.output.report_every_s, plan_summary(cfg, plan), cfg.train.epochs,
+                   (journal_path, storage.join(exp_dir, JOURNAL)) if storage.is_remote(exp_dir) else None)]
+    callbacks = [monitor, missing_metric, ray_compat.result_json_logger(), CSVLoggerCallback(), experiment_state.ExperimentStateGuard(exp_dir, verbose),
+                 SchedulerState(scheduler, verbose), *live]
     run_config = RunConfig(
         name=cfg.output.experiment,
         storage_path=storage_path,
         storage_filesystem=fs,
         stop=CombinedStopper(*stoppers),
-        callbacks=[monitor, missing_metric, ray_compat.result_json_logger(), CSVLoggerCallback(), experiment_state.ExperimentStateGuard(exp_dir, verbose),
-                   SchedulerState(scheduler, verbose),
-                   *([OptunaJournal(os.path.join(exp_dir, JOURNAL), cfg.output.experiment, cfg.tune.metric, cfg.tune.mode, plan.params, cfg.train.epochs)]
-                     if cfg.output.report and not storage.is_remote(exp_dir) else [])],  # optuna-dashboard reads a local file
+        callbacks=callbacks,
         verbose=0,
         failure_config=FailureConfig(max_failures=cfg.tune.max_failures),
         checkpoint_config=checkpoint_policy(cfg, plan),
@@ -171,6 +177,9 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
     if resume and tune.Tuner.can_restore(exp_dir, storage_filesystem=fs):
         tuner = tune.Tuner.restore(exp_dir, trainable=trainable, resume_errored=True, storage_filesystem=fs,
                                    param_space=algorithms.param_space(plan.params, plan.choice))
+        ray_compat.restored_callbacks(tuner, callbacks, kept=SchedulerState)  # this run's paths, not the killed driver's
+        if live and work != exp_dir and storage.exists(storage.join(exp_dir, JOURNAL)):
+            Path(journal_path).write_bytes(storage.read_bytes(storage.join(exp_dir, JOURNAL)))  # the search's entries go on
     else:
         if resume:
             raise UserError(f"--resume: no Ray Tune experiment state at {storage.redact(exp_dir)}")
@@ -192,8 +201,15 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
             ),
             run_config=run_config,
         )
-    with ray_compat.trials_without_driver_secrets():
-        grid = tuner.fit()
+    if live and verbose:
+        print(f"watch it live: optuna-dashboard {journal_path}" + (f"; report.html is rewritten every {cfg.output.report_every_s:g} s"
+                                                                  if cfg.output.report_every_s else ""), flush=True)
+    try:
+        with ray_compat.trials_without_driver_secrets():
+            grid = tuner.fit()
+    finally:
+        for callback in live:
+            callback.close()  # Tune closes them at the experiment's end; not if fit raised before
     if resume:
         for name in experiment_state.remove_abandoned_trial_dirs(exp_dir, [r.path for r in grid]):
             if verbose:
@@ -207,11 +223,25 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
         cut_by = "compute_budget"
     else:
         cut_by = "time_budget" if cfg.tune.time_budget_s and elapsed >= cfg.tune.time_budget_s else None
-    out = write_outputs(cfg, plan, grid, exp_dir, base, elapsed, cut_by, spent, verbose, os.path.isdir(tb_local))
+    out = write_outputs(cfg, plan, grid, exp_dir, base, elapsed, cut_by, spent, verbose, os.path.isdir(tb_local), journal_path)
     discard_train_runs(storage.join(exp_dir, TRAIN_RUNS))
     if storage.is_remote(exp_dir):
         storage.upload_dir(work, exp_dir)
     return out
+
+
+def plan_summary(cfg: Config, plan: SearchPlan) -> dict[str, Any]:
+    """summary.json's account of the plan: how the search chose its trials and what each held."""
+    return {
+        "searcher": plan.choice.searcher,
+        "sampler": plan.choice.sampler if plan.choice.searcher == "optuna" else None,
+        "scheduler": plan.choice.scheduler,
+        "reason": plan.choice.reason,
+        "metric": cfg.tune.metric,
+        "mode": cfg.tune.mode,
+        "concurrency": plan.resources.concurrency,
+        "resources_per_trial": plan.resources.per_trial,
+    }
 
 
 def failure_line(rows: list[results.TrialRow]) -> str:
@@ -225,10 +255,10 @@ def failure_line(rows: list[results.TrialRow]) -> str:
 
 
 def write_outputs(cfg: Config, plan: SearchPlan, grid: Any, exp_dir: str, base: dict[str, Any], elapsed: float, cut_by: str | None,
-                  spent: float | None, verbose: bool, tensorboard: bool) -> TuneResult:
-    """results.csv, best_config.yaml, best_model/ and summary.json. ``cut_by``: the budget that ended the
-    search (time_budget, compute_budget) or None; ``spent``: the compute budget used; ``tensorboard``:
-    some trial reported, so there are runs."""
+                  spent: float | None, verbose: bool, tensorboard: bool, journal_path: str) -> TuneResult:
+    """results.csv, best_config.yaml, best_model/ and summary.json, then the report. ``cut_by``: the budget
+    that ended the search (time_budget, compute_budget) or None; ``spent``: the compute budget used;
+    ``tensorboard``: some trial reported, so there are runs; ``journal_path``: the local study.journal."""
     t = cfg.tune
     keys = [p.key for p in plan.params]
     rows = results.trial_rows(grid, t.metric, t.mode, cfg.train.epochs, cut_by)
@@ -246,16 +276,9 @@ def write_outputs(cfg: Config, plan: SearchPlan, grid: Any, exp_dir: str, base: 
     summary = {
         "status": status,
         "experiment_dir": storage.redact(exp_dir),
-        "searcher": plan.choice.searcher,
-        "sampler": plan.choice.sampler if plan.choice.searcher == "optuna" else None,
-        "scheduler": plan.choice.scheduler,
-        "reason": plan.choice.reason,
-        "metric": t.metric,
-        "mode": t.mode,
+        **plan_summary(cfg, plan),
         "trials": len(rows),
         **counts,
-        "concurrency": plan.resources.concurrency,
-        "resources_per_trial": plan.resources.per_trial,
         "best": {"trial_id": ranked[0].trial_id, t.metric: ranked[0].best, "config": ranked[0].config} if ranked else None,
         "best_model": exported,
         "wall_time_s": round(elapsed, 3),
@@ -263,9 +286,9 @@ def write_outputs(cfg: Config, plan: SearchPlan, grid: Any, exp_dir: str, base: 
         **({"failures": failure_line(rows)} if status != "finished" else {}),
     }
     storage.write_text(storage.join(exp_dir, "summary.json"), json.dumps(storage.redact(summary), indent=2, default=str) + "\n")
-    journal = cfg.output.report and not storage.is_remote(exp_dir)
+    journal = cfg.output.report and os.path.exists(journal_path)
     if journal:
-        drawn(lambda: settle(os.path.join(exp_dir, JOURNAL), cfg.output.experiment, t.mode, {r.trial_id: r.stop_reason for r in rows}), JOURNAL)
+        drawn(lambda: settle(journal_path, cfg.output.experiment, t.mode, {r.trial_id: r.stop_reason for r in rows}), JOURNAL)
     reported = cfg.output.report and drawn(lambda: write_report(exp_dir))
     if status == "partial":
         print(f"dltune: warning: {storage.redact(failure_line(rows))}", file=sys.stderr)

@@ -13,6 +13,10 @@ Each private name below, and why there is no public way (Ray 2.60):
   result.json back from storage whenever the trial (re)starts from a checkpoint; that copy
   is only as new as the last experiment sync, so a PBT pause overwrote the lines logged
   since. No setting turns the copy off (see result_json_logger).
+- ``Tuner._local_tuner`` and its run config: the callbacks a restored Tuner runs with.
+  ``Tuner.restore`` takes them from tuner.pkl, as the killed driver built them, with its paths
+  (an experiment dir since moved, a remote search's temp dir since deleted); it takes no run
+  config.
 - ``ResultGrid._experiment_analysis.trials``: the Trial objects behind the results, the only
   place a trial's retry count (``num_failures``) is kept.
 - ``ray._private.services.canonicalize_bootstrap_address_or_die`` and the
@@ -104,6 +108,15 @@ def result_json_logger() -> Any:
     return _result_json_logger_class()()
 
 
+def restored_callbacks(tuner: Any, callbacks: list[Any], kept: type) -> None:
+    """Give a restored ``tuner`` this run's ``callbacks``, in their order (Tune hands each its saved
+    state by position), except that a callback of type ``kept`` stays tuner.pkl's own: it shares
+    objects with the rest of tuner.pkl (SchedulerState, the scheduler Tune restores)."""
+    run_config = tuner._local_tuner.get_run_config()
+    old = [c for c in run_config.callbacks or [] if isinstance(c, kept)]
+    run_config.callbacks = [old[0] if isinstance(c, kept) and old else c for c in callbacks]
+
+
 def grid_trials(grid: Any) -> list[Any]:
     """The Trial objects of a ResultGrid, in the order of its results."""
     return grid._experiment_analysis.trials
@@ -136,7 +149,8 @@ def missing() -> list[str]:
 
     from ray.train import CheckpointConfig
     from ray.train._internal.checkpoint_manager import _CheckpointManager
-    from ray.tune import ResultGrid
+    from ray.tune import ResultGrid, Tuner
+    from ray.tune.impl.tuner_internal import TunerInternal
     from ray.tune.logger import JsonLoggerCallback
 
     gone = []
@@ -149,6 +163,8 @@ def missing() -> list[str]:
     manager = _CheckpointManager(CheckpointConfig())
     gone += [f"ray.train._internal.checkpoint_manager._CheckpointManager: {name}"
              for name in ("_latest_checkpoint_result", "_checkpoint_results") if not hasattr(manager, name)]
+    if "_local_tuner" not in getattr(Tuner, "__annotations__", {}) or not callable(getattr(TunerInternal, "get_run_config", None)):
+        gone.append("ray.tune.Tuner: _local_tuner.get_run_config")
     if not callable(getattr(JsonLoggerCallback, "_restore_from_remote", None)):
         gone.append("ray.tune.logger.JsonLoggerCallback: _restore_from_remote")
     if getattr(getattr(ResultGrid(_NoTrials()), "_experiment_analysis", None), "trials", None) != []:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from dltune import storage
 from dltune.errors import UserError, describe
@@ -22,13 +23,16 @@ def drawn(write: Callable[[], object], what: str = "report.html") -> bool:
     return True
 
 
-def write_report(path: str) -> str:
-    """Read the experiment at ``path`` and write its report there; returns report.html's path."""
+def write_report(path: str, summary: dict[str, Any] | None = None, ends: dict[str, str] | None = None, staging: str | None = None) -> str:
+    """Read the experiment at ``path`` and write its report there; returns report.html's path.
+    While the search runs (``summary``, ``ends`` and ``staging`` as ``load`` takes them), the page
+    alone: the PNG files are drawn once, at the end."""
     from dltune.report.render import build
 
-    page, pngs = build(load(path))
+    running = summary is not None
+    page, pngs = build(load(path, summary, ends, staging), pngs=not running)
     figures = storage.join(path, "report")
-    for stale in (set(storage.list_names(figures)) - set(pngs)) if storage.isdir(figures) else ():
+    for stale in (set(storage.list_names(figures)) - set(pngs)) if not running and storage.isdir(figures) else ():
         storage.delete(storage.join(figures, stale))  # a figure the search no longer has
     for name, data in pngs.items():
         storage.write_bytes(storage.join(figures, name), data)

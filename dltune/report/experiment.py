@@ -46,8 +46,13 @@ class Experiment:
         return self.path.rstrip("/").rsplit("/", 1)[-1]
 
 
-def load(path: str) -> Experiment:
-    """The experiment at ``path``; a UserError naming the file where it is not one."""
+def load(path: str, summary: dict[str, Any] | None = None, ends: dict[str, str] | None = None, staging: str | None = None) -> Experiment:
+    """The experiment at ``path``; a UserError naming the file where it is not one. While the
+    search runs, its driver hands ``summary`` and ``ends`` (Ray trial id -> stop reason) in place of
+    summary.json and results.csv, which it writes at the end, and ``staging``: its local copy of the
+    experiment dir, which Ray writes first and copies to ``path`` now and then."""
+    if summary is not None:
+        return _with_trials(path, summary, ends or {}, [path, *([staging] if staging else [])])
     summary_path = storage.join(path, "summary.json")
     if not storage.exists(summary_path):
         raise UserError(f"{storage.redact(path)} is not a dltune search: it has no summary.json (a search writes it when it ends)")
@@ -58,18 +63,22 @@ def load(path: str) -> Experiment:
     for key in ("metric", "mode"):
         if key not in summary:
             raise UserError(f"{storage.redact(summary_path)}: no '{key}' key")
-    ends = _stop_reasons(storage.join(path, "results.csv"))
-    names = storage.list_names(path)  # the top level only: a search's checkpoints can be many files
-    exploited = {n[len(PBT_POLICY):-len(".txt")] for n in names if n.startswith(PBT_POLICY) and n.endswith(".txt")}
+    return _with_trials(path, summary, _stop_reasons(storage.join(path, "results.csv")), [path])
+
+
+def _with_trials(path: str, summary: dict[str, Any], ends: dict[str, str], roots: list[str]) -> Experiment:
+    """The trials under ``roots`` (the experiment dir, and while it runs the driver's staging copy)."""
+    listed = [(root, storage.list_names(root) if storage.isdir(root) else []) for root in roots]  # the top level only: checkpoints can be many files
+    exploited = {n[len(PBT_POLICY):-len(".txt")] for _, names in listed for n in names if n.startswith(PBT_POLICY) and n.endswith(".txt")}
     by_id: dict[str, Trial] = {}
-    for run_dir in sorted(n for n in names if TRIAL_DIR_ID.match(n)):
-        results = storage.join(path, run_dir, RESULTS)
+    for root, run_dir in sorted((root, n) for root, names in listed for n in names if TRIAL_DIR_ID.match(n)):
+        results = storage.join(root, run_dir, RESULTS)
         if not storage.exists(results):
             continue
         reports = _reports(storage.read_text(results))
         trial_id = trial_id_of(run_dir)
         if not reports or (trial_id in by_id and len(by_id[trial_id].reports) >= len(reports)):
-            continue  # a trial a killed driver started twice is shown once, by its longer run
+            continue  # a trial a killed driver started twice, or copied from staging, is shown once, by its longer run
         by_id[trial_id] = Trial(trial_id, dict(reports[-1].get("config") or {}), reports, ends.get(trial_id, "running"), run_dir, trial_id in exploited)
     return Experiment(path, summary, sorted(by_id.values(), key=lambda t: t.trial_id))
 

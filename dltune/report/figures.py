@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dltune.hpo.budget import Budget
+from dltune.hpo.mode import best_of
 from dltune.report.experiment import Experiment, Trial
 
 # How a trial ended, as the legend says it, with its colour.
@@ -98,15 +99,11 @@ def best_so_far(exp: Experiment) -> tuple[Series, Series]:
 
 
 def trial_best(trial: Trial, exp: Experiment) -> float | None:
-    return _best([v for r in trial.reports if (v := _value(r, exp.metric)) is not None], exp.mode)
+    return best_of([v for r in trial.reports if (v := _value(r, exp.metric)) is not None], exp.mode)
 
 
 def best_value(exp: Experiment) -> float | None:
-    return _best([b for t in exp.trials if (b := trial_best(t, exp)) is not None], exp.mode)
-
-
-def _best(values: list[float], mode: str) -> float | None:
-    return (max(values) if mode == "max" else min(values)) if values else None
+    return best_of([b for t in exp.trials if (b := trial_best(t, exp)) is not None], exp.mode)
 
 
 def learning_curves(exp: Experiment) -> list[Series]:

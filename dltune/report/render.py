@@ -131,8 +131,13 @@ def _png_parallel(study: Any) -> bytes:
 
 # --- the page -----------------------------------------------------------------------------
 
-def build(exp: Experiment) -> tuple[str, dict[str, bytes]]:
-    """(report.html's text, {PNG file name: bytes})."""
+def _unit(cost: str) -> str:
+    """A cost's axis label: cpu_seconds -> CPU-seconds."""
+    return cost.replace("_", "-").replace("gpu", "GPU").replace("cpu", "CPU")
+
+
+def build(exp: Experiment, pngs: bool = True) -> tuple[str, dict[str, bytes]]:
+    """(report.html's text, {PNG file name: bytes}); without ``pngs``, the page alone."""
     from optuna.visualization import plot_parallel_coordinate
 
     wall, compute = F.best_so_far(exp)
@@ -143,7 +148,7 @@ def build(exp: Experiment) -> tuple[str, dict[str, bytes]]:
     idle = F.idle_fraction(segs, slots)
     study, no_study = F.study_of(exp)
     found = F.importances(study) if study is not None else {}
-    unit = model.cost.replace("_", "-").replace("gpu", "GPU").replace("cpu", "CPU")
+    unit = _unit(model.cost)
     metric = exp.metric
 
     wall_axis = "seconds since the first trial started"
@@ -163,7 +168,7 @@ def build(exp: Experiment) -> tuple[str, dict[str, bytes]]:
         ("importance", f"Parameter importance for {metric}", (lambda: importance_figure(found)) if found else None,
          "importance.png", lambda: importance_png(found), no_study),
     ]
-    pngs = {}
+    drawn: dict[str, bytes] = {}
     body = [f"<h1>dltune search: {html.escape(exp.name)}</h1>", _plan(exp, unit), _best(exp)]
     for div_id, heading, figure, png_name, png, note in sections:
         body.append(f"<h2>{html.escape(heading)}</h2>")
@@ -171,9 +176,10 @@ def build(exp: Experiment) -> tuple[str, dict[str, bytes]]:
             body.append(f'<p class="note" id="{div_id}-note">{html.escape(note)}</p>')
         if figure is not None:
             body.append(figure().to_html(full_html=False, include_plotlyjs=False, div_id=div_id))
-            pngs[png_name] = png()
+            if pngs:
+                drawn[png_name] = png()
     body.append(_top_k(exp))
-    return page(exp.name, body), pngs
+    return page(exp.name, body), drawn
 
 
 def build_comparison(exps: list[Experiment]) -> tuple[str, bytes]:
@@ -181,7 +187,7 @@ def build_comparison(exps: list[Experiment]) -> tuple[str, bytes]:
     compute and against wall time. The searches must share their metric and mode."""
     metric = exps[0].metric
     units = {F.cost_model(e).cost for e in exps}
-    unit = units.pop().replace("_", "-") if len(units) == 1 else "cost (each search's own)"
+    unit = _unit(units.pop()) if len(units) == 1 else "cost (each search's own)"
     walls, computes = [], []
     for i, exp in enumerate(exps):
         wall, compute = F.best_so_far(exp)
@@ -210,7 +216,8 @@ def _plan(exp: Experiment, unit: str) -> str:
     s = exp.summary
     method = s.get("searcher", "?") + (f" ({s['sampler']})" if s.get("sampler") else "") + f" + {s.get('scheduler', '?')}"
     rows = [("method", method), ("why", s.get("reason", "")), ("status", s.get("status", "")),
-            ("trials", ", ".join(f"{s[k]} {k}" for k in ("completed", "early_stopped", "time_budget", "compute_budget", "not_started", "error") if s.get(k)) or "0"),
+            ("trials", ", ".join(f"{s[k]} {k}" for k in ("completed", "early_stopped", "time_budget", "compute_budget", "not_started", "error", "running", "pending")
+                        if s.get(k)) or "0"),
             ("concurrent trials", s.get("concurrency", "")),
             ("each trial holds", ", ".join(f"{k} {v:g}" for k, v in sorted((s.get("resources_per_trial") or {}).items()) if v and k != "memory")),
             ("wall time", f"{s['wall_time_s']:.0f} s" if "wall_time_s" in s else "")]
