@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from typing import Any
 
 from ray.tune import Callback
@@ -57,8 +58,8 @@ class LiveReport(Callback):
 
     def _start(self, trials: list, elapsed: float) -> None:
         ends = {t.trial_id: end for t in trials if (end := self._end(t)) is not None}
-        summary = {**self.plan, "status": "running", "trials": len(trials), "wall_time_s": round(elapsed, 3),
-                   **{count: sum(1 for t in trials if ends.get(t.trial_id, "pending" if t.status == "PENDING" else "running") == count) for count in COUNTS}}
+        states = Counter(ends.get(t.trial_id, "pending" if t.status == "PENDING" else "running") for t in trials)
+        summary = {**self.plan, "status": "running", "trials": len(trials), "wall_time_s": round(elapsed, 3), **{count: states[count] for count in COUNTS}}
         orders = {"dir": self.exp_dir, "staging": trials[0].local_experiment_path if trials else None, "summary": summary, "ends": ends,
                   "journal": list(self.journal) if self.journal else None}
         env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}  # fANOVA's forest, beside the trials
