@@ -34,7 +34,9 @@ def broken(ctx) -> None:
 
 
 def _search(out: Path, fn, name: str) -> Path:
-    api.tune(None, ["tune.space={params.x: {uniform: [-5.0, 5.0]}}", "tune.metric=loss", "tune.mode=min", "tune.num_samples=6",
+    """Six seeded trials one at a time: ASHA then sees them in a fixed order, so its decisions are
+    too (four at once could reach a rung worst first, and ASHA would rightly stop none)."""
+    api.tune(None, ["tune.space={params.x: {uniform: [-5.0, 5.0]}}", "tune.metric=loss", "tune.mode=min", "tune.num_samples=6", "tune.max_concurrent_trials=1",
                     "train.epochs=6", "tune.searcher=random", "tune.scheduler=asha", "tune.grace_period=1", "tune.reduction_factor=2",
                     f"output.dir={out}", f"output.experiment={name}"], verbose=False, fn=fn)
     return out / name
