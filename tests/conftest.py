@@ -88,6 +88,27 @@ def start_test_ray() -> None:
     start_local_ray(num_cpus=4, log_to_driver=False)
 
 
+@pytest.fixture
+def s3_server(monkeypatch: pytest.MonkeyPatch):
+    """A real S3 endpoint (moto's server) on loopback with one bucket, ``lake``; credentials only in
+    the environment, which the processes a test starts inherit."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "AKIATESTKEY0001", "AWS_SECRET_ACCESS_KEY": "s3-secret-value-42",
+               "AWS_REGION": "us-east-1"}
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"]).create_bucket(Bucket="lake")
+        yield env
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
     """A local Ray for the tests of one module, shut down after them."""

@@ -237,29 +237,17 @@ def test_warm_start_tries_previous_best_first(tmp_path: Path, capfd: pytest.Capt
 
 
 @pytest.mark.slow
-def test_s3_input_and_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    boto3 = pytest.importorskip("boto3")
-    moto_server = pytest.importorskip("moto.server")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret",
-                            "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://{host}:{port}"}.items():
-            monkeypatch.setenv(name, value)
-        boto3.client("s3", endpoint_url=f"http://{host}:{port}").create_bucket(Bucket="lake")
-        train, test = write_split("breast_cancer", tmp_path)
-        for path in (train, test):
-            storage.write_bytes(f"s3://lake/in/{path.name}", path.read_bytes())
-        automl("--task_id", "s3job", "--train_data", "s3://lake/in/train.parquet", "--test_data", "s3://lake/in/test.parquet",
-               "--output_path", "s3://lake/out", "--time_budget", 2, "--estimator_list", "lgbm", "--n_jobs", 2, "--quiet")
-        names = {p.rsplit("/", 1)[-1] for p in storage.list_files("s3://lake/out/s3job")}
-        assert {"model.pkl", "metrics.json", "predictions.parquet", "summary.json", "job.log", "flaml_trials.jsonl"} <= names
-        automl("predict", "--model", "s3://lake/out/s3job", "--data", "s3://lake/in/test.parquet", "--out", "s3://lake/scored.parquet", "--quiet")
-        scored, saved = (pd.read_parquet(io.BytesIO(storage.read_bytes(p))) for p in ("s3://lake/scored.parquet", "s3://lake/out/s3job/predictions.parquet"))
-        pd.testing.assert_frame_equal(scored, saved)
-    finally:
-        server.stop()
+def test_s3_input_and_outputs(s3_server: dict[str, str], tmp_path: Path) -> None:
+    train, test = write_split("breast_cancer", tmp_path)
+    for path in (train, test):
+        storage.write_bytes(f"s3://lake/in/{path.name}", path.read_bytes())
+    automl("--task_id", "s3job", "--train_data", "s3://lake/in/train.parquet", "--test_data", "s3://lake/in/test.parquet",
+           "--output_path", "s3://lake/out", "--time_budget", 2, "--estimator_list", "lgbm", "--n_jobs", 2, "--quiet")
+    names = {p.rsplit("/", 1)[-1] for p in storage.list_files("s3://lake/out/s3job")}
+    assert {"model.pkl", "metrics.json", "predictions.parquet", "summary.json", "job.log", "flaml_trials.jsonl"} <= names
+    automl("predict", "--model", "s3://lake/out/s3job", "--data", "s3://lake/in/test.parquet", "--out", "s3://lake/scored.parquet", "--quiet")
+    scored, saved = (pd.read_parquet(io.BytesIO(storage.read_bytes(p))) for p in ("s3://lake/scored.parquet", "s3://lake/out/s3job/predictions.parquet"))
+    pd.testing.assert_frame_equal(scored, saved)
 
 
 def _write_bad_tables(root: Path) -> None:

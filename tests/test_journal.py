@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import trial_results
+from conftest import ROOT, trial_results
 from dltune import api
 from dltune.hpo.journal import RAY_TRIAL_ID, as_optuna_value, distribution
 from dltune.space import Param
@@ -21,11 +24,15 @@ def slow_curve(ctx) -> None:
         ctx.report({"loss": (ctx.params["x"] - 2.0) ** 2 + 1.0 / (step + 1)})
 
 
-def _study(path: Path):
+def _study_named(path: Path, name: str):
     import optuna
     from optuna.storages import JournalFileStorage, JournalStorage
 
-    return optuna.load_study(study_name="j", storage=JournalStorage(JournalFileStorage(str(path))))
+    return optuna.load_study(study_name=name, storage=JournalStorage(JournalFileStorage(str(path))))
+
+
+def _study(path: Path):
+    return _study_named(path, "j")
 
 
 @pytest.mark.ray
@@ -156,3 +163,48 @@ def test_a_journal_that_cannot_be_written_is_one_warning_and_the_search_goes_on(
     assert journal.broken
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("dltune: warning: study.journal is no longer written (") and lines[0].endswith("; the search goes on")
+
+
+REMOTE_CURVE = '''
+import time
+
+
+def curve(ctx):
+    for step in range(ctx.config.train.epochs):
+        time.sleep(1.0)
+        ctx.report({"loss": (ctx.params["x"] - 2.0) ** 2 + 1.0 / (step + 1)})
+'''
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_search_on_s3_puts_its_journal_and_report_there_while_it_runs_and_after(s3_server: dict[str, str], tmp_path: Path) -> None:
+    """optuna-dashboard reads a local file: a remote search's journal is written locally and copied
+    to the experiment dir by each live rewrite and at the end, whole lines only."""
+    from optuna.trial import TrialState
+
+    from dltune import storage
+
+    (tmp_path / "remote_curve.py").write_text(REMOTE_CURVE)
+    exp = "s3://lake/runs/r"
+    args = ["tune", "configs/quickstart_tune.yaml", "train.fn=remote_curve:curve", "tune.space={params.x: {uniform: [-5.0, 5.0]}}",
+            "tune.metric=loss", "tune.mode=min", "tune.num_samples=3", "train.epochs=6", "tune.searcher=random", "tune.scheduler=fifo",
+            "output.dir=s3://lake/runs", "output.experiment=r", "output.report_every_s=1"]
+    env = dict(os.environ, PYTHONPATH=str(tmp_path), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "dltune", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    copy = tmp_path / "study.journal"
+    live: list[int] = []  # trials with reports in each copy read before the search ended
+    while proc.poll() is None:
+        if storage.exists(f"{exp}/study.journal") and not storage.exists(f"{exp}/summary.json"):
+            copy.write_bytes(storage.read_bytes(f"{exp}/study.journal"))
+            live.append(sum(1 for t in _study_named(copy, "r").trials if t.intermediate_values))
+        time.sleep(0.5)
+    out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert any(live), f"the journal on S3 never held a report while the search ran ({live})"
+    copy.write_bytes(storage.read_bytes(f"{exp}/study.journal"))
+    trials = _study_named(copy, "r").trials
+    assert len(trials) == 3 and all(t.state == TrialState.COMPLETE and sorted(t.intermediate_values) == [1, 2, 3, 4, 5, 6] for t in trials)
+    assert "<th>status</th><td>finished</td>" in storage.read_text(f"{exp}/report.html")
+    assert "watch it live: optuna-dashboard " in out
+    assert s3_server["AWS_SECRET_ACCESS_KEY"].encode() not in copy.read_bytes()

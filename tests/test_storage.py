@@ -1,9 +1,5 @@
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -57,35 +53,6 @@ def test_error_lines_never_show_credentials(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "topsecret99" not in proc.stderr + proc.stdout and "envsecret77" not in proc.stderr + proc.stdout
     assert "alice:***@" in proc.stderr
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def s3_server(monkeypatch: pytest.MonkeyPatch):
-    """A real S3 endpoint (moto's server) on loopback with one bucket; credentials only in env."""
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "AKIATESTKEY0001", "AWS_SECRET_ACCESS_KEY": "s3-secret-value-42", "AWS_REGION": "us-east-1"}
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    import boto3
-
-    boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1").create_bucket(Bucket="lake")
-    yield env
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 @pytest.mark.slow
