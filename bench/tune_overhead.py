@@ -1,7 +1,7 @@
 """What dltune's search driver costs on top of Ray Tune, measured side by side in one run.
 
     python bench/tune_overhead.py [--trials 200] [--reports 10] [--repeats 3] [--startup-trials 12]
-                                  [--slots 1] [--rss-trials 100,500,1000] [--only overhead|startup|rss]
+                                  [--slots 1] [--work-ms 0] [--rss-trials 100,500,1000] [--only overhead|startup|rss]
 
 1. The same trivial trainable (``--reports`` reports per trial) through
    ``dltune.hpo.tuner.run_search`` (resource plan, monitor, TensorBoard per
@@ -11,7 +11,10 @@
    them, the same trivial trial written as a user ``train.fn`` (plain Python
    calling ``ctx.report``, handed to run_search as a function object), against
    the same raw runs (target <= 1.10); and dltune with ``output.report=false``
-   (no study.journal as it runs, no report.html at its end), for what those cost.
+   (no study.journal as it runs, no report.html at its end), for what those cost:
+   in all, and in the search alone (summary.json's ``wall_time_s``, before the
+   outputs and the final report). ``--work-ms`` makes each trial sleep before
+   each report, for trials that do something (its own section).
    Each repeat runs the four back to back
    in a rotating order; the ratios are medians over repeats.
    Trials run one at a time (``--slots 1``) on both sides: with trials this
@@ -61,16 +64,19 @@ def trivial(config: dict, base: dict | None = None) -> None:
     from ray import tune
 
     for i in range(REPORTS):
+        time.sleep(WORK_S)
         tune.report({"epoch": i + 1, "val_loss": (config["optim.lr"] - 0.01) ** 2 + 1.0 / (i + 1)})
 
 
 def trivial_fn(ctx) -> None:
     """The same trivial trial as a user train.fn: plain Python on the run context, no torch."""
     for i in range(REPORTS):
+        time.sleep(WORK_S)
         ctx.report({"val_loss": (ctx.params["lr"] - 0.01) ** 2 + 1.0 / (i + 1)})  # epoch counted by dltune
 
 
 REPORTS = 10
+WORK_S = 0.0  # an epoch's work before each report (--work-ms); set before the Ray workers start
 
 
 def dltune_search(trials: int, out: str, trial_fn=None, extra: list[str] = (), fn=None) -> tuple[float, list]:
@@ -120,6 +126,12 @@ def bench_ray() -> Iterator[int]:
         ray.shutdown()
 
 
+def search_phase(out: str) -> float:
+    """A dltune search's own time, up to the end of Tune's loop: summary.json's wall_time_s (the outputs come after)."""
+    with open(f"{out}/bench/summary.json") as f:
+        return json.load(f)["wall_time_s"]
+
+
 def worker_processes(out: str) -> int:
     """How many worker processes a search's trials ran in (each result names its process)."""
     pids = set()
@@ -131,8 +143,8 @@ def worker_processes(out: str) -> int:
 
 def overhead(args: argparse.Namespace) -> None:
     """Part 1: the driver's cost on top of raw Ray Tune."""
-    global REPORTS
-    REPORTS = args.reports
+    global REPORTS, WORK_S
+    REPORTS, WORK_S = args.reports, args.work_ms / 1000
     slots = [f"tune.max_concurrent_trials={args.slots}"]
 
     with bench_ray() as cpus, tempfile.TemporaryDirectory() as tmp:
@@ -145,29 +157,36 @@ def overhead(args: argparse.Namespace) -> None:
             "noreport": lambda out: dltune_search(args.trials, out, trial_fn=trivial, extra=[*slots, "output.report=false"])[0],
         }
         runs: dict[str, list[float]] = {name: [] for name in variants}
+        searching: dict[str, list[float]] = {"dltune": [], "noreport": []}
         processes: dict[str, set[int]] = {name: set() for name in variants}
         names = list(variants)
         for i in range(args.repeats):
             for name in names[i % len(names):] + names[:i % len(names)]:
                 runs[name].append(variants[name](f"{tmp}/{name}{i}"))
                 processes[name].add(worker_processes(f"{tmp}/{name}{i}"))
+                if name in searching:
+                    searching[name].append(search_phase(f"{tmp}/{name}{i}"))
         raw_runs, dlt_runs, fn_runs = runs["raw"], runs["dltune"], runs["fn"]
         dlt_s = statistics.median(dlt_runs)
         ratio = statistics.median(d / r for d, r in zip(dlt_runs, raw_runs))
         fn_ratio = statistics.median(d / r for d, r in zip(fn_runs, raw_runs))
         report_ratio = statistics.median(d / n for d, n in zip(dlt_runs, runs["noreport"]))
+        search_ratio = statistics.median(d / n for d, n in zip(searching["dltune"], searching["noreport"]))
+        outputs_s = statistics.median(t - s for t, s in zip(dlt_runs, searching["dltune"]))
+        bare_outputs_s = statistics.median(t - s for t, s in zip(runs["noreport"], searching["noreport"]))
         bare_ratio = statistics.median(n / r for n, r in zip(runs["noreport"], raw_runs))
-        print(f"overhead: dltune / raw {ratio:.2f}, dltune train.fn / raw {fn_ratio:.2f}, with / without report and journal {report_ratio:.2f} "
-              "(medians over repeats)", flush=True)
+        print(f"overhead: dltune / raw {ratio:.2f}, dltune train.fn / raw {fn_ratio:.2f}, with / without report and journal {report_ratio:.2f}, "
+              f"the search alone {search_ratio:.2f} (medians over repeats)", flush=True)
         raw_fresh_s = raw_search(args.trials, f"{tmp}/raw-fresh", args.slots, reuse_actors=False)  # Ray Tune's default
 
     def runs_of(name: str) -> str:
         counts = "/".join(str(n) for n in sorted(processes[name]))
         return f"{statistics.median(runs[name]):.1f} s ({', '.join(f'{x:.1f}' for x in runs[name])}); worker processes per search: {counts}"
 
-    write_section(OVERHEAD, [
+    work = f" --work-ms {args.work_ms:g}" if args.work_ms else ""
+    write_section(OVERHEAD_WORK if args.work_ms else OVERHEAD, [
         f"Machine: {cpus} CPUs, load average {load_average()} at the end; command: "
-        f"`python bench/tune_overhead.py --only overhead --trials {args.trials} --reports {args.reports} --repeats {args.repeats} --slots {args.slots}`",
+        f"`python bench/tune_overhead.py --only overhead --trials {args.trials} --reports {args.reports} --repeats {args.repeats} --slots {args.slots}{work}`",
         "",
         f"{args.slots} trial(s) at a time on both sides. With two slots and trials this short, the second worker process "
         "Ray Tune starts often loses the race to the first one's reused actor, so a search's time is either one "
@@ -175,13 +194,15 @@ def overhead(args: argparse.Namespace) -> None:
         "",
         "| measure | value |",
         "|---|---|",
-        f"| raw Ray Tune, {args.trials} trivial trials x {args.reports} reports (`tune.report`), `reuse_actors=True`: median (runs) | {runs_of('raw')} |",
+        f"| raw Ray Tune, {args.trials} trivial trials x {args.reports} reports (`tune.report`, {args.work_ms:g} ms of sleep before each), `reuse_actors=True`: median (runs) | {runs_of('raw')} |",
         f"| dltune run_search, the same trainable (reuses actors by default): median (runs) | {runs_of('dltune')} |",
         f"| dltune run_search, the trivial function as `train.fn` (function object, `ctx.report`, no torch): median (runs) | {runs_of('fn')} |",
         f"| **ratio dltune / raw, like for like: median over repeats** (target <= 1.10) | **{ratio:.2f}** |",
         f"| **ratio dltune train.fn / raw: median over repeats** (target <= 1.10) | **{fn_ratio:.2f}** |",
         f"| dltune run_search, the same trainable, `output.report=false` (no study.journal, no report.html): median (runs) | {runs_of('noreport')} |",
         f"| ratio dltune with / without its report and journal: median over repeats | {report_ratio:.2f} |",
+        f"| **ratio with / without, the search alone** (summary.json `wall_time_s`: to the end of Tune's loop, the journal written as trials report): median over repeats | **{search_ratio:.2f}** |",
+        f"| after the search, the outputs: with report and journal (settling the journal, report.html and its PNGs) / without: medians | {outputs_s:.1f} s / {bare_outputs_s:.1f} s |",
         f"| ratio dltune without its report and journal / raw: median over repeats | {bare_ratio:.2f} |",
         f"| raw Ray Tune with its default `reuse_actors=False` | {raw_fresh_s:.1f} s |",
         f"| ratio dltune / raw Ray Tune's default | {dlt_s / raw_fresh_s:.2f} |",
@@ -392,6 +413,7 @@ def plot_rss(rows: list[dict[str, float]], path: Path) -> None:
 
 # --- results file ---------------------------------------------------------------
 OVERHEAD = "Driver time"
+OVERHEAD_WORK = "Driver time, trials that work between reports"
 STARTUP = "Trial start-up"
 MEMORY = "Driver memory against trials"
 TITLE = "# Tune overhead"
@@ -400,7 +422,7 @@ TITLE = "# Tune overhead"
 def write_section(title: str, lines: list[str]) -> None:
     """Replace one part's section of tune_overhead.md, keeping the other part's last results."""
     path = RESULTS / "tune_overhead.md"
-    sections = {OVERHEAD: "", STARTUP: "", MEMORY: ""}
+    sections = {OVERHEAD: "", OVERHEAD_WORK: "", STARTUP: "", MEMORY: ""}
     if path.exists():
         for chunk in path.read_text().split("\n## ")[1:]:
             name, _, body = chunk.partition("\n")
@@ -417,6 +439,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--reports", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=9, help="like-for-like searches per side, in rotating order")
+    parser.add_argument("--work-ms", type=float, default=0.0, help="in the overhead part, each trial sleeps this long before each report")
     parser.add_argument("--slots", type=int, default=1, help="trials at a time in the overhead part, on both sides")
     parser.add_argument("--startup-trials", type=int, default=12)
     parser.add_argument("--rss-trials", default="100,500,1000", help="comma-separated search sizes for the memory part, smallest first")
