@@ -367,15 +367,16 @@ def load() -> str:
 def run_all(args: argparse.Namespace, tmp: str) -> list[Run]:
     import ray
 
-    from dltune.hpo.tuner import quiet_ray_output, start_ray
+    from dltune.hpo.tuner import start_ray
+    from dltune.ray_compat import quiet_tune_output
 
     base = base_config(tmp, args.budget, args.epochs)
-    quiet_ray_output()
-    start_ray(base)  # the searches below find it initialised and reuse it
-    try:
-        return [run_one(base, method, seed) for seed in range(args.seeds) for method in args.methods]
-    finally:
-        ray.shutdown()
+    with quiet_tune_output():
+        start_ray(base)  # the searches below find it initialised and reuse it
+        try:
+            return [run_one(base, method, seed) for seed in range(args.seeds) for method in args.methods]
+        finally:
+            ray.shutdown()
 
 
 def parse_args() -> argparse.Namespace:

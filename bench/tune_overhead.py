@@ -115,15 +115,15 @@ def bench_ray() -> Iterator[int]:
     """One local Ray for every search of a part; yields its CPUs."""
     import ray
 
-    from dltune.hpo.tuner import quiet_ray_output
+    from dltune.ray_compat import quiet_tune_output
 
-    quiet_ray_output()
     cpus = os.cpu_count() or 2
-    ray.init(num_cpus=cpus, log_to_driver=False, include_dashboard=True, dashboard_host="127.0.0.1")
-    try:
-        yield cpus
-    finally:
-        ray.shutdown()
+    with quiet_tune_output():  # both sides alike, and Ray's workers inherit it
+        ray.init(num_cpus=cpus, log_to_driver=False, include_dashboard=True, dashboard_host="127.0.0.1")
+        try:
+            yield cpus
+        finally:
+            ray.shutdown()
 
 
 def search_phase(out: str) -> float:

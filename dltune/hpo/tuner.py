@@ -44,14 +44,6 @@ class TuneResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def quiet_ray_output() -> None:
-    """Ray Tune's own tables and per-trial TensorBoard loggers: the monitor replaces both
-    (the JSON and CSV loggers, which results are read back from, are added explicitly)."""
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-
-
 def start_ray(cfg: Config) -> dict[str, float]:
     """Join RAY_ADDRESS or start a local Ray (unless this process is connected already)."""
     import ray
@@ -115,7 +107,7 @@ def run_search(cfg: Config, resume: bool = False, overwrite: bool = False, verbo
     remote = storage.is_remote(exp_dir)
     work = tempfile.mkdtemp(prefix="dltune-tune-") if remote else exp_dir  # a remote search's files, uploaded at its end
     try:
-        with ray_logs.routed_to(os.path.join(work, ray_logs.RAY_LOG)):
+        with ray_logs.routed_to(os.path.join(work, ray_logs.RAY_LOG)), ray_compat.quiet_tune_output():
             out = _search(cfg, resume, verbose, trial_fn, fn, exp_dir, work)
     finally:
         if remote:
@@ -135,7 +127,6 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
     from dltune.ray_compat.scheduler_state import SchedulerState
 
     started = time.time()
-    quiet_ray_output()
     cluster = start_ray(cfg)
     plan = make_plan(cfg, cluster)
     if verbose:

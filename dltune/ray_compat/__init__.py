@@ -19,6 +19,8 @@ Each private name below, and why there is no public way (Ray 2.60):
   config.
 - ``ResultGrid._experiment_analysis.trials``: the Trial objects behind the results, the only
   place a trial's retry count (``num_failures``) is kept.
+- ``RAY_AIR_NEW_OUTPUT=0``: Ray Tune's legacy console output, which dltune silences with
+  verbose=0 and replaces with its monitor; this variable is the only switch between the two.
 - ``ray._private.services.canonicalize_bootstrap_address_or_die`` and the
   ``RAY_GCS_SERVER_PORT`` variable: the GCS address a worker needs, known before
   ``ray.init`` (a runtime env is fixed then); see dltune.launch.ray_train.
@@ -130,17 +132,34 @@ def gcs_address(address: str) -> str:
 
 
 @contextlib.contextmanager
-def head_gcs_port(port: int) -> Iterator[None]:
-    """A local Ray started in this block puts its GCS on ``port``; the variable is put back after."""
-    previous = os.environ.get(GCS_PORT_VARIABLE)
-    os.environ[GCS_PORT_VARIABLE] = str(port)
+def environment(values: dict[str, str], keep_set: bool = False) -> Iterator[None]:
+    """``values`` in os.environ for the block, each variable put back as it was after; with
+    ``keep_set``, one the user has set already keeps the user's value."""
+    previous = {name: os.environ.get(name) for name in values}
+    for name, value in values.items():
+        if not (keep_set and previous[name] is not None):
+            os.environ[name] = value
     try:
         yield
     finally:
-        if previous is None:
-            del os.environ[GCS_PORT_VARIABLE]
-        else:
-            os.environ[GCS_PORT_VARIABLE] = previous
+        for name, old in previous.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+
+
+def head_gcs_port(port: int) -> contextlib.AbstractContextManager[None]:
+    """A local Ray started in this block puts its GCS on ``port``; the variable is put back after."""
+    return environment({GCS_PORT_VARIABLE: str(port)})
+
+
+def quiet_tune_output() -> contextlib.AbstractContextManager[None]:
+    """For the block, Ray Tune's legacy console output and none of its automatic per-trial loggers: dltune's monitor replaces its tables and TensorBoard loggers,
+    and adds the JSON and CSV loggers itself. Ray reads both variables when a Tuner runs, and a
+    local Ray started in the block hands them to its workers (a multi-worker trial's TorchTrainer
+    reads the first). A variable the user has set keeps its value."""
+    return environment({"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}, keep_set=True)
 
 
 def missing() -> list[str]:
