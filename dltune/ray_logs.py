@@ -86,10 +86,8 @@ def routed_to(log_path: str) -> Iterator[None]:
         yield
     finally:
         for logger, handlers, propagate in saved:
-            logger.removeHandler(handler)
-            for old in handlers:
-                if old not in logger.handlers:
-                    logger.addHandler(old)
+            added = [h for h in logger.handlers if h is not handler and h not in handlers]
+            logger.handlers = [*handlers, *added]  # as they were, in their order, then any others added meanwhile
             logger.propagate = propagate
         handler.close()
 
