@@ -4,8 +4,11 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,28 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     full_env = dict(os.environ, **(env or {}))
     full_env.setdefault("OMP_NUM_THREADS", "1")
     return subprocess.run([sys.executable, "-m", "dltune", *args], capture_output=True, text=True, env=full_env, cwd=cwd or ROOT, timeout=timeout)
+
+
+def kill_search_when(args: list[str], ready: Callable[[], bool], user_root: Path, timeout: float = 300) -> None:
+    """Start ``python -m dltune ARGS`` on a local Ray of its own (experiment state saved every
+    second), wait until ``ready()``, give the experiment state two seconds to record that, then
+    SIGKILL the driver and the Ray it started, as a lost head node would. Killed whatever happens."""
+    env = dict(os.environ, TUNE_GLOBAL_CHECKPOINT_S="1", RAY_ADDRESS="", OMP_NUM_THREADS="1", PYTHONPATH=str(user_root))
+    proc = subprocess.Popen([sys.executable, "-m", "dltune", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None and not ready():
+            time.sleep(0.5)
+        assert proc.poll() is None, "the search ended before the kill"
+        assert ready(), f"the search was not ready for the kill after {timeout:g} s"
+        time.sleep(2)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
 
 
 def write_ctr_parquet(path: Path, rows: int, seed: int = 0, row_group_size: int | None = None, files: int = 1) -> list[Path]:

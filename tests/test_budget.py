@@ -3,16 +3,11 @@ carried across a driver kill; a report without a metric the search needs ends it
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_cli, start_test_ray, trial_results
+from conftest import kill_search_when, run_cli, start_test_ray, trial_results
 from dltune import api
 from dltune.errors import ConfigError, UserError
 from dltune.hpo.search_plan import local_cluster_resources, make_plan
@@ -67,17 +62,8 @@ def test_a_resumed_search_counts_what_was_spent_before_the_driver_was_killed(tmp
     # 10 trials' worth of budget, one trial at a time, about a second each
     args = ["tune", "configs/quickstart_tune.yaml", *SIMULATED, "params={sleep: 0.25}", "tune.num_samples=40", "tune.budget.total=400", "tune.budget.cost=sim_seconds",
             "tune.max_concurrent_trials=1", "tune.local_cpus=2", f"output.dir={tmp_path}", "output.experiment=killed"]
-    env = dict(os.environ, TUNE_GLOBAL_CHECKPOINT_S="1", RAY_ADDRESS="", OMP_NUM_THREADS="1", PYTHONPATH=str(user_root))
-    proc = subprocess.Popen([sys.executable, "-m", "dltune", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
     exp = tmp_path / "killed"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None and (not exp.exists() or _spent(exp, "sim_seconds") < 160):
-        time.sleep(0.5)
-    assert proc.poll() is None, "the search ended before the kill"
-    time.sleep(2)  # let the experiment state record it
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_search_when(args, lambda: exp.exists() and _spent(exp, "sim_seconds") >= 160, user_root)
     before = _spent(exp, "sim_seconds")
     assert 160 <= before < 400, before
 

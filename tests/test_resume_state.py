@@ -3,17 +3,13 @@ makes the decisions the full history does, and every stateful scheduler is put b
 step of the experiment state it resumes from."""
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from asha_replay import replay_asha
-from conftest import ROOT, run_cli, trial_results
+from conftest import kill_search_when, run_cli, trial_results
 
 # one trial at a time, each epoch half a second: the order results reach the scheduler is the trials' order
 SIMULATED = ["tune", "configs/quickstart_tune.yaml", "train.fn=byo_user.train:simulated", "tune.space={params.x: {uniform: [-5.0, 5.0]}}",
@@ -25,16 +21,7 @@ RESTORED = "restored as it was at the last saved step"
 
 def _killed_and_resumed(args: list[str], exp: Path, user_root: Path, reported: int) -> subprocess.CompletedProcess:
     """Run the search, SIGKILL its driver once ``reported`` trials have results, resume it."""
-    env = dict(os.environ, TUNE_GLOBAL_CHECKPOINT_S="1", RAY_ADDRESS="", OMP_NUM_THREADS="1", PYTHONPATH=str(user_root))
-    proc = subprocess.Popen([sys.executable, "-m", "dltune", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None and (not exp.exists() or len(trial_results(exp)) < reported):
-        time.sleep(0.5)
-    assert proc.poll() is None, "the search ended before the kill"
-    time.sleep(2)  # let the experiment state record them
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
-    proc.wait()
+    kill_search_when(args, lambda: exp.exists() and len(trial_results(exp)) >= reported, user_root)
     assert not (exp / "summary.json").exists()
     resumed = run_cli(*args, "--resume", env={"RAY_ADDRESS": "", "PYTHONPATH": str(user_root), "TUNE_GLOBAL_CHECKPOINT_S": "1"})
     assert resumed.returncode == 0, resumed.stderr[-3000:]

@@ -5,16 +5,13 @@ import csv
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT, pbt_exploits as _pbt_exploits, run_cli, trial_results as _trial_results
+from conftest import kill_search_when, pbt_exploits as _pbt_exploits, run_cli, trial_results as _trial_results
 from dltune.api import tune as tune_api
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -435,21 +432,15 @@ def test_resume_after_driver_sigkill_does_not_rerun_finished_trials(tmp_path: Pa
     trials, last_epoch = 40, 20  # about a minute of trials: the kill must come well before the end, however slow the sync
     tune_args = ["tune", "configs/quickstart_tune.yaml", *SMALL, f"output.dir={tmp_path}", "output.experiment=killed", "tune.searcher=random", "tune.scheduler=fifo",
                  f"tune.num_samples={trials}", f"train.epochs={last_epoch}", "tune.max_concurrent_trials=1", "tune.local_cpus=2", *own]
-    args = [sys.executable, "-m", "dltune", *tune_args]
-    env = dict(os.environ, TUNE_GLOBAL_CHECKPOINT_S="1", RAY_ADDRESS="", OMP_NUM_THREADS="1", PYTHONPATH=str(user_root))
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     exp = tmp_path / "killed"
-    deadline = time.monotonic() + 300
-    finished: dict[str, int] = {}
-    while time.monotonic() < deadline:
-        finished = {tid: len(h) for tid, h in _trial_results(exp).items() if h[-1].get("epoch") == last_epoch} if exp.exists() else {}
-        if len(finished) >= 2:
-            time.sleep(2)  # let the experiment state record them
-            break
-        time.sleep(0.5)
-    assert len(finished) >= 2, "the search did not get going"
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
-    proc.wait()
+    finished: dict[str, int] = {}  # trials that had finished when the kill was decided
+
+    def two_finished() -> bool:
+        finished.clear()
+        finished.update({tid: len(h) for tid, h in _trial_results(exp).items() if h[-1].get("epoch") == last_epoch} if exp.exists() else {})
+        return len(finished) >= 2
+
+    kill_search_when(tune_args, two_finished, user_root)
     before = {tid: len(h) for tid, h in _trial_results(exp).items() if tid in finished}
     assert not (exp / "summary.json").exists()
 
