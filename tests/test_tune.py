@@ -453,6 +453,11 @@ def test_resume_after_driver_sigkill_does_not_rerun_finished_trials(tmp_path: Pa
     after = _trial_results(exp)
     for tid, n in before.items():
         assert len(after[tid]) == n, f"finished trial {tid} was rerun"
+    from dltune.report.experiment import load
+
+    # the report shows each trial once, the killed driver's dirs and torn lines whatever they were
+    assert sorted(t.trial_id for t in load(str(exp)).trials) == sorted(r["trial_id"] for r in rows)
+    assert f"Learning curves ({trials} trials)" in (exp / "report.html").read_text()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     for run in (exp / "tensorboard").iterdir():  # a trial the kill interrupted shows each epoch once, however it went on
