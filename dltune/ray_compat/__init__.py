@@ -155,10 +155,11 @@ def head_gcs_port(port: int) -> contextlib.AbstractContextManager[None]:
 
 
 def quiet_tune_output() -> contextlib.AbstractContextManager[None]:
-    """For the block, Ray Tune's legacy console output and none of its automatic per-trial loggers: dltune's monitor replaces its tables and TensorBoard loggers,
-    and adds the JSON and CSV loggers itself. Ray reads both variables when a Tuner runs, and a
-    local Ray started in the block hands them to its workers (a multi-worker trial's TorchTrainer
-    reads the first). A variable the user has set keeps its value."""
+    """For the block, Ray Tune's legacy console output and none of its automatic per-trial
+    loggers: dltune's monitor replaces its tables and TensorBoard loggers, and dltune adds the
+    JSON and CSV loggers itself. Ray reads both variables when a Tuner runs, and a local Ray
+    started in the block hands them to its workers (a multi-worker trial's TorchTrainer reads
+    the first). A variable the user has set keeps its value."""
     return environment({"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}, keep_set=True)
 
 
