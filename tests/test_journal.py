@@ -191,7 +191,9 @@ def test_a_search_on_s3_puts_its_journal_and_report_there_while_it_runs_and_afte
             "tune.metric=loss", "tune.mode=min", "tune.num_samples=3", "train.epochs=6", "tune.searcher=random", "tune.scheduler=fifo",
             "output.dir=s3://lake/runs", "output.experiment=r", "output.report_every_s=1"]
     env = dict(os.environ, PYTHONPATH=str(tmp_path), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "dltune", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    console = tmp_path / "stdout", tmp_path / "stderr"  # files, not pipes: nothing reads a pipe while the loop below polls
+    with open(console[0], "w") as stdout, open(console[1], "w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "dltune", *args], cwd=ROOT, env=env, stdout=stdout, stderr=stderr)
     copy = tmp_path / "study.journal"
     live: list[int] = []  # trials with reports in each copy read before the search ended
     while proc.poll() is None:
@@ -199,7 +201,7 @@ def test_a_search_on_s3_puts_its_journal_and_report_there_while_it_runs_and_afte
             copy.write_bytes(storage.read_bytes(f"{exp}/study.journal"))
             live.append(sum(1 for t in _study_named(copy, "r").trials if t.intermediate_values))
         time.sleep(0.5)
-    out, err = proc.communicate()
+    out, err = (path.read_text() for path in console)
     assert proc.returncode == 0, err
     assert any(live), f"the journal on S3 never held a report while the search ran ({live})"
     copy.write_bytes(storage.read_bytes(f"{exp}/study.journal"))
