@@ -52,7 +52,7 @@ def test_each_searcher_completes_and_respects_num_samples(ray_cluster, tmp_path:
     assert len({r["trial_id"] for r in rows}) == expected
     assert result.summary["error"] == 0 and result.best_metric is not None
     if searcher == "auto":
-        assert result.summary["searcher"] == "bohb" and "multi-fidelity" in result.summary["reason"]
+        assert (result.summary["searcher"], result.summary["scheduler"]) == ("optuna", "optuna_hyperband") and "multi-fidelity" in result.summary["reason"]
 
 
 def test_asha_stops_weak_trials_early_and_outputs_read_back(ray_cluster, tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ def _cfg(*overrides: str):
 @pytest.mark.parametrize(
     ("overrides", "searcher", "scheduler", "sampler"),
     [
-        (["train.epochs=5", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}"], "bohb", "hyperband", None),
+        (["train.epochs=5", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}"], "optuna", "optuna_hyperband", "tpe"),
         (["train.epochs=1", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}, model.dropout: {uniform: [0, 0.5]}}"], "optuna", "fifo", "gp"),
         (["train.epochs=1", "tune.num_samples=500", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}"], "optuna", "fifo", "cmaes"),
         (["train.epochs=1", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}, optim.name: {choice: [sgd, adamw]}}"], "optuna", "fifo", "tpe"),
@@ -63,6 +63,36 @@ def test_auto_rule(overrides: list[str], searcher: str, scheduler: str, sampler:
     if sampler:
         assert choice.sampler == sampler
     assert choice.reason
+
+
+@pytest.mark.parametrize(("scheduler", "searcher"), [("asha", "optuna"), ("median", "optuna"), ("fifo", "optuna"), ("pbt", "random"), ("pb2", "random")])
+def test_auto_searcher_fits_a_configured_scheduler(scheduler: str, searcher: str) -> None:
+    cfg = _cfg("train.epochs=5", f"tune.scheduler={scheduler}", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}")
+    params = parse_space(cfg.tune.space, Config)
+    choice = resolve_choice(params, cfg)
+    check_compatible(choice, params, cfg)
+    assert (choice.searcher, choice.scheduler) == (searcher, scheduler)
+    assert scheduler in choice.reason
+
+
+@pytest.mark.parametrize(("epochs", "eta", "grace"), [(52, 3, 1), (10, 2, 1), (9, 3, 1), (100, 4, 2), (1, 3, 1)])
+def test_optuna_hyperband_rungs_printed_are_the_pruners(epochs: int, eta: int, grace: int) -> None:
+    import optuna
+
+    from dltune.hpo.algorithms import build_scheduler, build_searcher, describe_rungs
+
+    cfg = _cfg(f"train.epochs={epochs}", f"tune.reduction_factor={eta}", f"tune.grace_period={grace}", "tune.searcher=optuna",
+               "tune.scheduler=optuna_hyperband", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}")
+    params = parse_space(cfg.tune.space, Config)
+    choice = resolve_choice(params, cfg)
+    pruner = build_searcher(choice, cfg, 1)._pruner
+    pruner._try_initialization(optuna.create_study())
+    # each bracket is a SuccessiveHalvingPruner checking trials at min_resource * eta**(rate + k)
+    expected = [", ".join(str(p._min_resource * eta**k) for k in range(p._min_early_stopping_rate, 64) if p._min_resource * eta**k < epochs) or "none"
+                for p in pruner._pruners]
+    printed = describe_rungs(build_scheduler(choice, cfg, params), cfg)
+    assert printed == f"optuna hyperband brackets (rung epochs): {'; '.join(expected)}; then {epochs} for those let through"
+
 
 
 @pytest.mark.parametrize(("overrides", "message"), [

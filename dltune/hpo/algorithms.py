@@ -41,7 +41,9 @@ def auto_choice(params: list[Param], cfg: Config) -> Choice:
     if any(p.kind == "grid" for p in params):
         return Choice("random", "asha" if epochs > 1 else "fifo", t.sampler, "the space has grid entries, which only the variant generator enumerates")
     if epochs > 1:
-        return Choice("bohb", "hyperband", t.sampler, f"epochs are a multi-fidelity signal ({epochs} epochs): BOHB with its HyperBand scheduler")
+        # Best-ranked dltune method on the LCBench surrogate at 1 and 4 slots, 10x and 30x a full run
+        # (bench/lcbench_search.py); BOHB ranked below random + ASHA there.
+        return Choice("optuna", "optuna_hyperband", t.sampler, f"epochs are a multi-fidelity signal ({epochs} epochs): Optuna {t.sampler.upper()} with Optuna's HyperbandPruner")
     categorical = any(p.kind == "choice" for p in params)
     continuous = all(p.kind in ("uniform", "loguniform", "quniform", "randint", "lograndint") for p in params)
     if categorical or len(params) > LOW_DIMENSIONAL:
@@ -55,8 +57,11 @@ def resolve_choice(params: list[Param], cfg: Config) -> Choice:
     t = cfg.tune
     check_names(t)
     if t.searcher == "auto":
+        if t.scheduler in ("pbt", "pb2"):
+            return Choice("random", t.scheduler, t.sampler, f"{t.scheduler} explores by itself: random starting points")
         choice = auto_choice(params, cfg)
-        if t.scheduler != "auto":
+        if t.scheduler != "auto" and t.scheduler != choice.scheduler:
+            choice.reason += f"; tune.scheduler={t.scheduler} as configured, in place of the rule's {choice.scheduler}"
             choice.scheduler = t.scheduler
         return choice
     scheduler = t.scheduler
@@ -339,9 +344,11 @@ def build_scheduler(choice: Choice, cfg: Config, params: list[Param]) -> Any:
 
 def describe_rungs(scheduler: Any, cfg: Config) -> str | None:
     """Where the scheduler may stop a trial, for the plan's printout: HyperBand's brackets as
-    its trials and rung epochs (the last rung is always train.epochs), ASHA's rungs."""
+    its trials and rung epochs (the last rung is always train.epochs), ASHA's rungs, and the
+    rungs of Optuna's HyperbandPruner's brackets (the study spreads trials over them)."""
     from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler
 
+    from dltune.ray_compat.optuna_search import OptunaPruning
     from dltune.ray_compat.schedulers import hyperband_brackets
 
     if isinstance(scheduler, HyperBandScheduler):
@@ -355,6 +362,13 @@ def describe_rungs(scheduler: Any, cfg: Config) -> str | None:
         if not rungs:
             return f"asha: no rung below train.epochs={epochs}, so no trial is stopped early"
         return f"asha rungs (epochs): {', '.join(rungs)}, then {epochs} for those let through"
+    if isinstance(scheduler, OptunaPruning):
+        epochs, eta = cfg.train.epochs, int(cfg.tune.reduction_factor)
+        low = min(cfg.tune.grace_period, epochs)
+        # Optuna's own arithmetic: floor(log_eta(max / min)) + 1 brackets; bracket b checks a
+        # trial at low * eta**(b + k) epochs
+        brackets = [[low * eta**k for k in range(b, 64) if low * eta**k < epochs] for b in range(int(math.log(epochs / low, eta) + 1e-9) + 1)]
+        return "optuna hyperband brackets (rung epochs): " + "; ".join(", ".join(map(str, rungs)) or "none" for rungs in brackets) + f"; then {epochs} for those let through"
     return None
 
 
