@@ -21,7 +21,7 @@ from dltune.data.batches import Batch
 from dltune.data.user import load_user_datasets, user_batches
 from dltune.errors import ConfigError
 from dltune.models import build_model, count_parameters
-from dltune.train import checkpoint
+from dltune.train import checkpoint, shard_check
 from dltune.train.context import RunContext
 from dltune.train.metrics import LossFn, evaluate, task_loss, to_device
 from dltune.train.optim import build_optimizer, build_scheduler
@@ -102,15 +102,14 @@ def build_run(cfg: Config, ctx: RunContext) -> Run:
 
 
 def shard_report(run: Run) -> dict[str, Any]:
-    """Training samples per rank in the first epoch and whether any two ranks shared one."""
+    """Training samples per rank in the first epoch and whether any two ranks shared one
+    (a fixed-size sketch each, not the ids: see shard_check)."""
     ids = run.data.train.ids if run.data.pre_sharded else run.data.train.sample_ids()
     if ids is None:  # an iterable dataset: split by position, ids unknown
         sizes = run.ctx.all_gather(run.steps_per_epoch * run.cfg.train.batch_size)
         return {"train_samples_per_rank": sizes, "ranks_disjoint": None}
-    all_ids = run.ctx.all_gather(ids.numpy())
-    union = np.unique(np.concatenate(all_ids)) if all_ids else np.zeros(0)
-    sizes = [int(len(x)) for x in all_ids]
-    return {"train_samples_per_rank": sizes, "ranks_disjoint": int(len(union)) == sum(sizes)}
+    sketches = run.ctx.all_gather(shard_check.sketch(ids))
+    return {"train_samples_per_rank": [s.samples for s in sketches], "ranks_disjoint": shard_check.ranks_disjoint(sketches)}
 
 
 def train_epoch(run: Run, epoch: int) -> dict[str, float]:
