@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import run_cli, write_ctr_parquet
 from dltune import storage
@@ -79,6 +80,10 @@ def test_training_to_s3_keeps_secrets_out(s3_server: dict[str, str], tmp_path: P
     names = {f.rsplit("/q/", 1)[1] for f in files}
     assert {"config.yaml", "metrics.jsonl", "summary.json", "model/model_state.pt"} <= names
     assert any(n.startswith("checkpoints/epoch_") for n in names) and any(n.startswith("tensorboard/events") for n in names)
+    storage.download_dir("s3://lake/runs/q/tensorboard", str(tmp_path / "tb"))  # uploaded a piece per epoch
+    acc = EventAccumulator(str(tmp_path / "tb"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("train_loss")] == [1, 2]
     blob = b"".join(storage.read_bytes(f) for f in files) + (proc.stdout + proc.stderr).encode()
     for secret in ("s3-secret-value-42", "hdfs-pass-31337"):
         assert secret.encode() not in blob

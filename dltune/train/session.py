@@ -20,6 +20,7 @@ from dltune import storage
 from dltune.config import Config
 from dltune.errors import UserError
 from dltune.train import checkpoint
+from dltune.train.event_upload import EventUpload
 from dltune.train.progress import Progress
 
 if TYPE_CHECKING:
@@ -114,6 +115,7 @@ class LocalSession(Session):
         self.history: list[dict[str, Any]] = []
         self.exported: dict[str, str] = {}
         self.checkpoints = 0
+        self.events = EventUpload(self._local("tensorboard"), storage.join(self.exp_dir, "tensorboard")) if self.remote else None
 
     def _local(self, *parts: str) -> str:
         return os.path.join(self.work_dir, *parts)
@@ -123,6 +125,8 @@ class LocalSession(Session):
 
         if self.remote and self.resume:
             storage.download_dir(self.exp_dir, self.work_dir)
+        if self.events is not None:
+            self.events.mark_uploaded()
         os.makedirs(self._local("checkpoints"), exist_ok=True)
         self.history = [m for m in self._read_history() if m.get("epoch", 0) <= start_epoch]
         self._write_history()
@@ -146,8 +150,8 @@ class LocalSession(Session):
             storage.write_text(storage.join(self.exp_dir, name), storage.redact(text))
 
     def _sync(self) -> None:
-        if self.remote:
-            storage.upload_dir(self._local("tensorboard"), storage.join(self.exp_dir, "tensorboard"))
+        if self.events is not None:
+            self.events()
 
     def report(self, metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
         epoch = int(metrics["epoch"])
