@@ -146,6 +146,24 @@ def test_train_fn_as_ray_train_workers(user_root: Path, tmp_path: Path) -> None:
     assert last.startswith("dltune: failed: RuntimeError: the user's code broke on rank ") and "byo_user/train.py:" in last, failing.stderr[-2000:]
 
 
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_restarted_ray_train_group_resumes_from_the_one_copy_of_its_checkpoint(user_root: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "died"
+    config = _write_config(tmp_path / "own.yaml", train={"fn": "byo_user.train:dies_once", "epochs": 4}, params={"marker": str(marker)},
+                           output={"dir": str(tmp_path)})
+    proc = run_cli("train", str(config), "--launcher", "ray", "scaling.num_workers=2", "scaling.max_failures=1", cwd=user_root, env={"RAY_ADDRESS": ""})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exp = tmp_path / "own"
+    summary = json.loads((exp / "summary.json").read_text())
+    assert marker.exists() and summary["resumed_from"] == 2  # the group died at step 2 and went on from the epoch-2 checkpoint
+    assert [m["epoch"] for m in _metrics(exp)] == [1, 2, 3, 4]
+    assert sorted(p.name for p in (exp / "checkpoints").iterdir()) == ["epoch_0003.pt", "epoch_0004.pt"]
+    ray_files = [p for p in (exp / "ray_train").rglob("*") if p.is_file() and p.parent.name.startswith("checkpoint_")]
+    assert ray_files and {p.name for p in ray_files} == {"experiment_checkpoint.txt"}  # Ray Train holds names, not copies
+    assert {p.read_text() for p in ray_files} == {"checkpoints/epoch_0003.pt", "checkpoints/epoch_0004.pt"}
+
+
 # --- bad input -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(

@@ -142,7 +142,8 @@ def test_ray_train_two_cpu_workers(tmp_path: Path) -> None:
     summary = json.loads((exp / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["ranks_disjoint"] is True
     assert len(_metrics(exp)) == 2
-    assert any((exp / "ray_train").rglob("state.pt"))  # Ray Train holds the checkpoints too
+    named = [p.read_text() for p in (exp / "ray_train").rglob("experiment_checkpoint.txt")]  # Ray Train's checkpoints name rank 0's
+    assert sorted(named) == ["checkpoints/epoch_0001.pt", "checkpoints/epoch_0002.pt"] and not any((exp / "ray_train").rglob("*.pt"))
     # the console shows dltune's lines; Ray's start-up notices and rank 0's per-report lines go to ray.log
     console = proc.stdout + proc.stderr
     assert "epoch 2/2" in console and "outputs:" in console

@@ -125,6 +125,22 @@ def fails(ctx):
     raise RuntimeError(f"the user's code broke on rank {ctx.rank}")
 
 
+def dies_once(ctx):
+    """Every rank dies at step 2 of the first attempt (params.marker absent), then finishes from its checkpoint."""
+    from pathlib import Path
+
+    marker = Path(ctx.params["marker"])
+    first_attempt = not marker.exists()
+    start = ctx.load_checkpoint() or {"step": 0}
+    for step in range(start["step"], ctx.config.train.epochs):
+        if step == 2 and first_attempt:
+            if ctx.rank == 0:
+                marker.write_text("died")
+            raise RuntimeError(f"rank {ctx.rank} dies once")
+        ctx.report({"loss": 1.0 / (step + 1)}, checkpoint={"step": step + 1})
+    return {"resumed_from": start["step"]}
+
+
 def fails_above(ctx):
     """Fails for a learning rate above 0.1, trains (a plain objective) below."""
     if ctx.params["lr"] > 0.1:

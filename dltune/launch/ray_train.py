@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import torch
 
 CHECKPOINT_FILE = "state.pt"
+POINTER_FILE = "experiment_checkpoint.txt"  # a checkpoint kept in the experiment dir, by its relative name
 HEAD_AVOIDING_RESOURCE = "worker_node"
 
 
@@ -99,20 +100,32 @@ class RayTrainSession(Session):
         import ray.train
 
         ckpt = ray.train.get_checkpoint() or self.initial_checkpoint
-        if ckpt is not None:
-            return load_ray_checkpoint(ckpt, map_location)
-        return self.writer.resume_state(map_location)
+        if ckpt is None:
+            return self.writer.resume_state(map_location)
+        with ckpt.as_directory() as path:
+            pointer = os.path.join(path, POINTER_FILE)
+            if os.path.exists(pointer):
+                with open(pointer, encoding="utf-8") as f:
+                    return checkpoint.load(storage.join(self.exp_dir, f.read().strip()), map_location)
+        return load_ray_checkpoint(ckpt, map_location)
 
-    def report(self, metrics: dict[str, float], state: dict[str, Any] | None) -> None:
+    def report(self, metrics: dict[str, float], state: dict[str, Any] | None) -> str | None:
         import ray.train
 
-        self.writer.report(metrics, state)
+        kept = self.writer.report(metrics, state)
         with tempfile.TemporaryDirectory(prefix="dltune-ckpt-") as tmp:
             ckpt = None
             if state is not None and self.rank == 0:
-                checkpoint.save(state, os.path.join(tmp, CHECKPOINT_FILE))
+                # Where the writer keeps the checkpoint already, Ray Train gets only its name
+                # (relative, so no credential of the experiment's URI is written), not a second copy.
+                if kept is not None:
+                    with open(os.path.join(tmp, POINTER_FILE), "w", encoding="utf-8") as f:
+                        f.write(kept)
+                else:
+                    checkpoint.save(state, os.path.join(tmp, CHECKPOINT_FILE))
                 ckpt = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=ckpt)
+        return kept
 
     def export(self, model: torch.nn.Module, example: tuple[torch.Tensor, ...] | None) -> None:
         self.writer.export(model, example)

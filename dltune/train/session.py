@@ -88,8 +88,10 @@ class Session:
         found = checkpoint.list_checkpoints(self.checkpoint_dir)
         return checkpoint.load(found[-1][1], map_location) if found else None
 
-    def report(self, metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
-        """One report's metrics (on every rank) and rank 0's packed checkpoint, if any."""
+    def report(self, metrics: dict[str, Any], state: dict[str, Any] | None) -> str | None:
+        """One report's metrics (on every rank) and rank 0's packed checkpoint, if any; returns
+        where, relative to the experiment dir, the checkpoint was kept (None: not kept here)."""
+        return None
 
     def export(self, model: nn.Module, example: tuple[torch.Tensor, ...] | None) -> None:
         """The training function handed over its trained model (rank 0)."""
@@ -153,10 +155,9 @@ class LocalSession(Session):
         if self.events is not None:
             self.events()
 
-    def report(self, metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
+    def report(self, metrics: dict[str, Any], state: dict[str, Any] | None) -> str | None:
         epoch = int(metrics["epoch"])
-        if state is not None:
-            self._save_epoch(state, epoch)
+        kept = self._save_epoch(state, epoch) if state is not None else None
         for key, value in metrics.items():
             if key != "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool):
                 self.writer.add_scalar(key, value, epoch)
@@ -165,13 +166,16 @@ class LocalSession(Session):
         self._write_history()
         self._sync()
         self.progress.epoch(metrics, self.cfg.train.epochs)
+        return kept
 
-    def _save_epoch(self, state: dict[str, Any], epoch: int) -> None:
+    def _save_epoch(self, state: dict[str, Any], epoch: int) -> str:
         data = checkpoint.to_bytes(state)
-        storage.write_bytes(checkpoint.checkpoint_path(self.checkpoint_dir, epoch), data)
+        path = checkpoint.checkpoint_path(self.checkpoint_dir, epoch)
+        storage.write_bytes(path, data)
         self.checkpoints += 1
         for _, old in checkpoint.list_checkpoints(self.checkpoint_dir)[:-KEEP_CHECKPOINTS]:
             storage.delete(old)
+        return f"checkpoints/{path.rsplit('/', 1)[-1]}"
 
     def export(self, model: nn.Module, example: tuple[torch.Tensor, ...] | None) -> None:
         from dltune.train.export import export_model
