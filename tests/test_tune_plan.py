@@ -49,16 +49,19 @@ def _cfg(*overrides: str):
     ("overrides", "searcher", "scheduler", "sampler"),
     [
         (["train.epochs=5", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}"], "optuna", "optuna_hyperband", "tpe"),
+        (["train.epochs=5", "tune.reduction_factor=2.5", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}"], "optuna", "asha", "tpe"),
         (["train.epochs=1", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}, model.dropout: {uniform: [0, 0.5]}}"], "optuna", "fifo", "gp"),
         (["train.epochs=1", "tune.num_samples=500", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}"], "optuna", "fifo", "cmaes"),
         (["train.epochs=1", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}, optim.name: {choice: [sgd, adamw]}}"], "optuna", "fifo", "tpe"),
         (["train.epochs=5", "tune.low_cost={model.width: 8}", "tune.space={model.width: {randint: [8, 64]}}"], "blendsearch", "fifo", None),
     ],
-    ids=["multi-fidelity", "low-dim-expensive", "cheap-continuous", "categorical", "low-cost"],
+    ids=["multi-fidelity", "multi-fidelity-fractional-eta", "low-dim-expensive", "cheap-continuous", "categorical", "low-cost"],
 )
 def test_auto_rule(overrides: list[str], searcher: str, scheduler: str, sampler: str | None) -> None:
     cfg = _cfg(*overrides)
-    choice = auto_choice(parse_space(cfg.tune.space, Config), cfg)
+    params = parse_space(cfg.tune.space, Config)
+    choice = auto_choice(params, cfg)
+    check_compatible(choice, params, cfg)  # the rule never picks what the config then refuses
     assert (choice.searcher, choice.scheduler) == (searcher, scheduler)
     if sampler:
         assert choice.sampler == sampler

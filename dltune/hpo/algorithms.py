@@ -43,7 +43,10 @@ def auto_choice(params: list[Param], cfg: Config) -> Choice:
     if epochs > 1:
         # Best-ranked dltune method on the LCBench surrogate at 1 and 4 slots, 10x and 30x a full run
         # (bench/lcbench_search.py); BOHB ranked below random + ASHA there.
-        return Choice("optuna", "optuna_hyperband", t.sampler, f"epochs are a multi-fidelity signal ({epochs} epochs): Optuna {t.sampler.upper()} with Optuna's HyperbandPruner")
+        signal = f"epochs are a multi-fidelity signal ({epochs} epochs): Optuna {t.sampler.upper()}"
+        if not float(t.reduction_factor).is_integer():  # Optuna's HyperbandPruner takes whole numbers only
+            return Choice("optuna", "asha", t.sampler, f"{signal} with ASHA (tune.reduction_factor={t.reduction_factor:g} is not the whole number Optuna's HyperbandPruner needs)")
+        return Choice("optuna", "optuna_hyperband", t.sampler, f"{signal} with Optuna's HyperbandPruner")
     categorical = any(p.kind == "choice" for p in params)
     continuous = all(p.kind in ("uniform", "loguniform", "quniform", "randint", "lograndint") for p in params)
     if categorical or len(params) > LOW_DIMENSIONAL:
