@@ -2,13 +2,14 @@
 true to the deployment's rules (credentials only by reference, token auth on every Ray
 container, no trials on the head, one shared volume at one path).
 
-The CRDs are data at ../shared/kuberay-crds (relative to the project root); the schema
-tests skip without them. Nothing here talks to a Kubernetes cluster.
+The CRDs are KubeRay's own, vendored in tests/data/kuberay-crds (its README gives their
+version and license). Nothing here talks to a Kubernetes cluster.
 """
 from __future__ import annotations
 
 import copy
 import functools
+import gzip
 import json
 import re
 import shlex
@@ -21,8 +22,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S_DIR = ROOT / "deploy" / "k8s"
-CRD_DIR = ROOT.parent / "shared" / "kuberay-crds"
-CRD_FILES = {"RayCluster": "ray.io_rayclusters.yaml", "RayJob": "ray.io_rayjobs.yaml"}
+CRD_DIR = ROOT / "tests" / "data" / "kuberay-crds"
+CRD_FILES = {"RayCluster": "ray.io_rayclusters.yaml.gz", "RayJob": "ray.io_rayjobs.yaml.gz"}
 CREDENTIAL_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|CREDENTIAL|API_KEY|ACCESS_KEY|HADOOP_USER", re.IGNORECASE)
 HEAD_AVOIDING_RESOURCE = "worker_node"  # what scaling.avoid_head asks for (dltune.launch.ray_train)
 INT_FORMATS = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
@@ -65,10 +66,7 @@ def to_json_schema(node: dict[str, Any]) -> dict[str, Any]:
 
 @functools.cache
 def crd_validator(kind: str) -> jsonschema.Draft4Validator:
-    path = CRD_DIR / CRD_FILES[kind]
-    if not path.is_file():
-        pytest.skip(f"KubeRay CRD schemas not found ({path}): they are read from ../shared/kuberay-crds beside the project")
-    crd = yaml.load(path.read_text(), Loader=Loader)
+    crd = yaml.load(gzip.decompress((CRD_DIR / CRD_FILES[kind]).read_bytes()), Loader=Loader)
     version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
     return jsonschema.Draft4Validator(to_json_schema(version["schema"]["openAPIV3Schema"]))
 
