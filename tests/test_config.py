@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 
 import pytest
@@ -98,11 +100,27 @@ def test_reference_doc_lists_every_key() -> None:
         assert f"`{key}`" in doc, f"docs/configuration.md misses {key} (regenerate: python -m dltune.docs)"
 
 
-def test_check_prints_plan_without_training(tmp_path: Path) -> None:
-    proc = run_cli("check", "configs/quickstart.yaml", f"output.dir={tmp_path}")
+def test_check_prints_the_plan_of_this_config_without_training(tmp_path: Path) -> None:
+    from sklearn.datasets import load_digits
+
+    from dltune.data import build_datasets
+    from dltune.models import build_model
+
+    overrides = [f"output.dir={tmp_path}", "model.width=24", "train.batch_size=100", "train.epochs=3", "optim.lr=0.01"]
+    proc = run_cli("check", "configs/quickstart.yaml", *overrides)
     assert proc.returncode == 0, proc.stderr
-    for word in ("dataset", "digits", "parameters", "device", "cpu", "world size", "config OK"):
-        assert word in proc.stdout
+    lines = proc.stdout.splitlines()
+    assert lines[-1] == "config OK"
+    plan = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in lines[:-1])
+    counts = re.search(r"([\d,]+) train / ([\d,]+) val samples", plan["dataset"])
+    assert counts, plan["dataset"]
+    train, val = (int(n.replace(",", "")) for n in counts.groups())
+    assert train + val == len(load_digits().data) and val == round(0.2 * (train + val))
+    cfg = load_config("configs/quickstart.yaml", overrides)
+    model = build_model(cfg.model, build_datasets(cfg.data, 100, 0).spec)
+    assert plan["model"].startswith(f"cnn ({sum(p.numel() for p in model.parameters()):,} parameters")  # the width-24 model, not the file's
+    assert plan["training"] == f"3 epochs x {math.ceil(train / 100)} steps of batch 100 per process"
+    assert "lr=0.01 " in plan["optimizer"] and plan["world size"] == "1"
     assert not (tmp_path / "quickstart").exists()
 
 
