@@ -5,7 +5,6 @@ import csv
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -386,12 +385,14 @@ def test_two_worker_trial_reports(ray_cluster, tmp_path: Path) -> None:
     assert result.summary["error"] == 0 and result.best_metric is not None
 
 
-def test_time_budget_is_honoured(ray_cluster, tmp_path: Path) -> None:
-    started = time.monotonic()
+def test_the_time_budget_ends_the_search_and_says_so(ray_cluster, tmp_path: Path) -> None:
     result = _search(tmp_path, "budget", "tune.searcher=random", "tune.num_samples=2000", "train.epochs=3", LR_SPACE, "tune.time_budget_s=12")
-    elapsed = time.monotonic() - started
-    assert result.summary["trials"] < 2000
-    assert elapsed < 12 + 60  # budget plus result export, far below running 2000 trials
+    summary, rows = result.summary, _rows(tmp_path / "budget")
+    assert summary["wall_time_s"] >= 12 and 0 < summary["trials"] == len(rows) < 2000
+    # what ran all 3 epochs completed; what was running or waiting when the budget ran out is marked
+    # so (how many of each depends on the machine's speed, not on the budget's rule)
+    assert summary["completed"] + summary["time_budget"] + summary["not_started"] == summary["trials"] > summary["completed"]
+    assert all(r["stop_reason"] in ("time_budget", "not_started") for r in rows if int(r["epochs"]) < 3)
 
 
 def _cut_state_file(exp: Path) -> Path:
