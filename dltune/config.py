@@ -170,8 +170,6 @@ class Config:
             self._validate_named_data()
         if self.tune.space:
             parse_space(self.tune.space, Config)
-        if self.scaling.launcher == "local" and self.scaling.num_workers > 1 and "WORLD_SIZE" not in os.environ:
-            raise ConfigError("scaling.num_workers: the local launcher runs one process; use scaling.launcher=torchrun or ray for more")
 
     def _validate_named_data(self) -> None:
         if self.data.name in ("cifar10", "imagefolder", "tabular") and not self.data.path:

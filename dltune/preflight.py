@@ -81,6 +81,9 @@ def check_data_paths(cfg: Config) -> None:
 
 def check_run(cfg: Config, fn: TrainFn | None = None, search: bool = False) -> None:
     """What train, tune and check refuse alike before anything trains or Ray starts (``search``: tune's extras)."""
+    # A torchrun rank runs the local launcher with the group's num_workers: the environment says so.
+    if cfg.scaling.launcher == "local" and cfg.scaling.num_workers > 1 and "WORLD_SIZE" not in os.environ:
+        raise ConfigError("scaling.num_workers: the local launcher runs one process; use scaling.launcher=torchrun or ray for more")
     resolve_train_fn(cfg, fn)
     for key, path in (("train.loss", cfg.train.loss), ("model.target", cfg.model.target), ("data.target", cfg.data.target)):
         if path:

@@ -71,8 +71,17 @@ def test_cross_field_rules() -> None:
         load_config(None, ["data.name=tabular"])
     with pytest.raises(ConfigError, match="model.target: expected 'package.module:function'"):
         load_config(None, ["model.target=mypkg.factory"])
+
+
+def test_more_workers_than_the_local_launcher_runs_are_refused_before_the_run_not_in_a_torchrun_rank(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dltune.preflight import check_run
+
+    cfg = load_config(None, ["scaling.num_workers=2"])  # the config alone is fine: whether it runs depends on where
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
     with pytest.raises(ConfigError, match="scaling.num_workers: the local launcher runs one process"):
-        load_config(None, ["scaling.num_workers=2"])
+        check_run(cfg)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # a torchrun rank: the group is the workers
+    check_run(cfg)
 
 
 def test_invalid_yaml_reports_line(tmp_path: Path) -> None:
