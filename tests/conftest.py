@@ -108,7 +108,7 @@ def user_root(tmp_path_factory: pytest.TempPathFactory):
 
 def start_test_ray() -> None:
     """A local Ray with 4 logical CPUs, whatever the machine has."""
-    from dltune.launch.ray_train import start_local_ray
+    from dltune.launch.ray_cluster import start_local_ray
 
     start_local_ray(num_cpus=4, log_to_driver=False)
 

@@ -25,7 +25,7 @@ K8S_DIR = ROOT / "deploy" / "k8s"
 CRD_DIR = ROOT / "tests" / "data" / "kuberay-crds"
 CRD_FILES = {"RayCluster": "ray.io_rayclusters.yaml.gz", "RayJob": "ray.io_rayjobs.yaml.gz"}
 CREDENTIAL_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|CREDENTIAL|API_KEY|ACCESS_KEY|HADOOP_USER", re.IGNORECASE)
-HEAD_AVOIDING_RESOURCE = "worker_node"  # what scaling.avoid_head asks for (dltune.launch.ray_train)
+HEAD_AVOIDING_RESOURCE = "worker_node"  # what scaling.avoid_head asks for (dltune.launch.ray_cluster)
 INT_FORMATS = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -30,7 +30,7 @@ from dltune.automl.data import Tables, load_tables
 from dltune.automl.predict import parquet_bytes, prediction_frame
 from dltune.automl.progress import (
     JobLog,
-    Progress,
+    TrialProgress,
     captured,
     ray_progress_callback,
     read_trial_log,
@@ -189,7 +189,7 @@ def _estimator_params(cfg: AutoMLConfig) -> dict[str, Any] | None:
     return {name: {key: {"domain": value} for key, value in cfg.estimator_kwargs.items()} for name in cfg.estimator_list}
 
 
-def _fit(cfg: AutoMLConfig, tables: Tables, metric: str, plan: Concurrency, stage: str, progress: Progress,
+def _fit(cfg: AutoMLConfig, tables: Tables, metric: str, plan: Concurrency, stage: str, progress: TrialProgress,
          starting_points: dict[str, Any] | None) -> Any:
     from flaml import AutoML
 
@@ -279,7 +279,7 @@ def _search(cfg: AutoMLConfig, tables: Tables, metric: str, stage: str, log: Job
     """Plan concurrency, fit, write the artifacts into ``stage``; returns metrics.json's content."""
     with captured(log), concurrency(cfg) as plan:
         log.say(plan.describe())
-        progress = Progress(log, metric, lambda loss: metric_score(metric, loss), cfg.time_budget)
+        progress = TrialProgress(log, metric, lambda loss: metric_score(metric, loss), cfg.time_budget)
         fit_started = time.time()
         automl = _fit(cfg, tables, metric, plan, stage, progress, starting_points)
         fit_seconds = time.time() - fit_started

@@ -84,7 +84,7 @@ def captured(log: JobLog) -> Iterator[None]:
             os.close(copy)
 
 
-class Progress:
+class TrialProgress:
     """Counts finished trials and prints a progress line every ``interval`` seconds.
 
     Trials arrive either from a thread following FLAML's trial log (one trial
@@ -126,7 +126,7 @@ class Progress:
             self._last = text
 
     @contextlib.contextmanager
-    def running(self, follow: str | None = None) -> Iterator[Progress]:
+    def running(self, follow: str | None = None) -> Iterator[TrialProgress]:
         """Print progress lines in a background thread; ``follow`` is a FLAML trial log to read trials from."""
         self._follow, self._started = follow, time.time()
         thread = threading.Thread(target=self._loop, name="automl-progress", daemon=True)
@@ -162,7 +162,7 @@ class Progress:
                 self.trial(record["learner"], record["validation_loss"])
 
 
-def ray_progress_callback(progress: Progress) -> Any:
+def ray_progress_callback(progress: TrialProgress) -> Any:
     """A Ray Tune callback feeding ``progress`` as parallel trials complete (Ray imported lazily)."""
     from ray.tune import Callback
 

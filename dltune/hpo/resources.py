@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from dltune.config import Config
 from dltune.errors import UserError
-from dltune.launch.ray_train import HEAD_AVOIDING_RESOURCE, worker_resources
+from dltune.launch.ray_cluster import HEAD_AVOIDING_RESOURCE, worker_resources
 
 
 DRIVER_MEMORY = 256 * 2**20

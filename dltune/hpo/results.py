@@ -19,7 +19,7 @@ from dltune.hpo.report_check import MissingMetric
 from dltune.hpo.trial import WORKER_RESTARTS, trial_config
 from dltune.hpo.trial_dirs import trial_id_of
 from dltune.launch.ray_errors import describe_failure, root_cause
-from dltune.launch.ray_train import load_ray_checkpoint
+from dltune.launch.ray_checkpoint import load_ray_checkpoint
 from dltune.models import build_model
 from dltune.train.export import export_model, export_state_dict
 from dltune.train.loop import BUILTIN

@@ -8,9 +8,7 @@ checkpoint to Tune, so schedulers (ASHA, PBT) see them and PBT can copy them.
 from __future__ import annotations
 
 import copy
-import os
 import queue
-import tempfile
 import threading
 import uuid
 from typing import Any
@@ -20,10 +18,11 @@ import numpy as np
 from dltune import schema, storage
 from dltune.config import Config, from_dict
 from dltune.hpo.report_check import check_report, required_metrics
+from dltune.launch.ray_checkpoint import checkpoint_dir, load_ray_checkpoint, ray_storage_path
+from dltune.launch.ray_cluster import worker_resources
 from dltune.launch.ray_errors import in_worker, raise_root_cause
-from dltune.launch.ray_train import CHECKPOINT_FILE, RayTrainSession, load_ray_checkpoint, ray_storage_path, worker_resources
+from dltune.launch.ray_train import RayTrainSession
 from dltune.launch.user_code import UserCode
-from dltune.train import checkpoint
 from dltune.train.loop import train_loop
 from dltune.train.session import Session
 from dltune.train.threads import cap_worker_threads, trial_threads
@@ -66,8 +65,7 @@ class TuneSession(Session):
         if state is None:
             ray.tune.report(metrics)
             return
-        with tempfile.TemporaryDirectory(prefix="dltune-trial-") as tmp:
-            checkpoint.save(state, os.path.join(tmp, CHECKPOINT_FILE))
+        with checkpoint_dir(state) as tmp:
             ray.tune.report(metrics, checkpoint=ray.tune.Checkpoint.from_directory(tmp))
 
 

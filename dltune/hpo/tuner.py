@@ -27,7 +27,7 @@ from dltune.hpo.live_report import LiveReport
 from dltune.hpo.monitor import SearchMonitor
 from dltune.hpo.search_plan import SearchPlan, local_cluster_resources, make_plan, preflight
 from dltune.hpo.trial import TRAIN_RUNS, discard_train_runs, multi_worker_trial, single_worker_trial
-from dltune.launch.ray_train import HEAD_AVOIDING_RESOURCE, init_ray
+from dltune.launch.ray_cluster import HEAD_AVOIDING_RESOURCE, init_ray
 from dltune.launch.user_code import UserCode
 from dltune.report import drawn, write_report
 from dltune.space import undefined_params

@@ -3,81 +3,20 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-import tempfile
 from typing import TYPE_CHECKING, Any
 
-from dltune import ray_compat, ray_logs, schema, storage
-from dltune.config import Config, absolute_paths, from_dict, reserved_cpus
+from dltune import ray_logs, schema, storage
+from dltune.config import Config, absolute_paths, from_dict
 from dltune.errors import UserError
+from dltune.launch.ray_checkpoint import checkpoint_dir, load_ray_checkpoint, ray_storage_path
+from dltune.launch.ray_cluster import init_ray, worker_resources
 from dltune.launch.ray_errors import in_worker, raise_root_cause
 from dltune.launch.user_code import UserCode
-from dltune.train import checkpoint
 from dltune.train.loop import TrainFn, train_loop
 from dltune.train.session import LocalSession, Session, experiment_dir, prepare_experiment_dir, read_summary
 
 if TYPE_CHECKING:
     import torch
-
-CHECKPOINT_FILE = "state.pt"
-POINTER_FILE = "experiment_checkpoint.txt"  # a checkpoint kept in the experiment dir, by its relative name
-HEAD_AVOIDING_RESOURCE = "worker_node"
-
-
-def init_ray(num_cpus: int, num_gpus: int | None, **init_options: Any) -> bool:
-    """Connect to RAY_ADDRESS, or start a local Ray with these logical CPUs and GPUs
-    (None: Ray counts the GPUs); nothing when this process is already connected.
-    True when this call connected (the caller then disconnects when done)."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    address = os.environ.get("RAY_ADDRESS")
-    if address:
-        connect_ray(address, **init_options)
-    else:
-        start_local_ray(num_cpus=num_cpus, num_gpus=num_gpus, **init_options)
-    return True
-
-
-# Ray Train's placement-group cleaner finds its cluster through RAY_ADDRESS or, failing that,
-# by looking for GCS processes on the machine; with two Ray instances on one machine it finds
-# both, gives up, and a killed Train run's workers keep their CPUs for ever (a PBT pause then
-# deadlocks the search). So every worker of ours is told the address.
-
-
-def connect_ray(address: str, **init_options: Any) -> None:
-    import ray
-
-    if address.startswith("ray://"):  # Ray Client: the cluster side knows its own address
-        ray.init(address=address, **init_options)
-        return
-    gcs = ray_compat.gcs_address(address)
-    ray.init(address=address, runtime_env={"env_vars": {"RAY_ADDRESS": gcs}}, **init_options)
-
-
-def start_local_ray(**init_options: Any) -> None:
-    """Start a local Ray on a GCS port chosen here, so its address can go to every worker."""
-    import ray
-    import ray.util
-
-    ip = ray.util.get_node_ip_address()
-    with socket.socket() as probe:
-        probe.bind((ip, 0))
-        port = probe.getsockname()[1]
-    with ray_compat.head_gcs_port(port):
-        ray.init(runtime_env={"env_vars": {"RAY_ADDRESS": f"{ip}:{port}"}},
-                 **{"include_dashboard": True, "dashboard_host": "127.0.0.1", **init_options})
-
-
-def worker_resources(cfg: Config) -> dict[str, float]:
-    res: dict[str, float] = {"CPU": reserved_cpus(cfg.scaling)}
-    if cfg.scaling.use_gpu:
-        res["GPU"] = cfg.scaling.gpus_per_worker
-    if cfg.scaling.avoid_head:
-        res[HEAD_AVOIDING_RESOURCE] = 0.001
-    return res
-
 
 class RayTrainSession(Session):
     """Reports every epoch to Ray Train (with rank 0's checkpoint) and hands the
@@ -100,31 +39,20 @@ class RayTrainSession(Session):
         import ray.train
 
         ckpt = ray.train.get_checkpoint() or self.initial_checkpoint
-        if ckpt is None:
-            return self.writer.resume_state(map_location)
-        with ckpt.as_directory() as path:
-            pointer = os.path.join(path, POINTER_FILE)
-            if os.path.exists(pointer):
-                with open(pointer, encoding="utf-8") as f:
-                    return checkpoint.load(storage.join(self.exp_dir, f.read().strip()), map_location)
-        return load_ray_checkpoint(ckpt, map_location)
+        if ckpt is not None:
+            return load_ray_checkpoint(ckpt, map_location, self.exp_dir)
+        return self.writer.resume_state(map_location)
 
     def report(self, metrics: dict[str, float], state: dict[str, Any] | None) -> str | None:
         import ray.train
 
         kept = self.writer.report(metrics, state)
-        with tempfile.TemporaryDirectory(prefix="dltune-ckpt-") as tmp:
-            ckpt = None
-            if state is not None and self.rank == 0:
-                # Where the writer keeps the checkpoint already, Ray Train gets only its name
-                # (relative, so no credential of the experiment's URI is written), not a second copy.
-                if kept is not None:
-                    with open(os.path.join(tmp, POINTER_FILE), "w", encoding="utf-8") as f:
-                        f.write(kept)
-                else:
-                    checkpoint.save(state, os.path.join(tmp, CHECKPOINT_FILE))
-                ckpt = ray.train.Checkpoint.from_directory(tmp)
-            ray.train.report(metrics, checkpoint=ckpt)
+        if state is None or self.rank != 0:
+            ray.train.report(metrics)
+            return kept
+        # Where the writer keeps the checkpoint already, Ray Train gets its name, not a second copy.
+        with checkpoint_dir(state, kept) as tmp:
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
         return kept
 
     def export(self, model: torch.nn.Module, example: tuple[torch.Tensor, ...] | None) -> None:
@@ -135,12 +63,6 @@ class RayTrainSession(Session):
 
     def close(self) -> None:
         self.writer.close()
-
-
-def load_ray_checkpoint(ckpt: Any, map_location: str = "cpu") -> dict[str, Any]:
-    """The training state inside a Ray (Train or Tune) checkpoint."""
-    with ckpt.as_directory() as path:
-        return checkpoint.load(os.path.join(path, CHECKPOINT_FILE), map_location)
 
 
 def train_worker(loop_config: dict[str, Any]) -> None:
@@ -207,7 +129,3 @@ def _fit(cfg: Config, exp_dir: str, resume: bool, verbose: bool, fn: TrainFn | N
 
             ray.shutdown()  # also stops the workers' log stream, so the error line comes last
 
-
-def ray_storage_path(exp_dir: str) -> str:
-    """Ray wants an absolute local path or a URI for its own checkpoints."""
-    return exp_dir if "://" in exp_dir else os.path.abspath(exp_dir)

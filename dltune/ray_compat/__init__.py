@@ -23,7 +23,7 @@ Each private name below, and why there is no public way (Ray 2.60):
   verbose=0 and replaces with its monitor; this variable is the only switch between the two.
 - ``ray._private.services.canonicalize_bootstrap_address_or_die`` and the
   ``RAY_GCS_SERVER_PORT`` variable: the GCS address a worker needs, known before
-  ``ray.init`` (a runtime env is fixed then); see dltune.launch.ray_train.
+  ``ray.init`` (a runtime env is fixed then); see dltune.launch.ray_cluster.
 
 Scheduler and searcher subclasses that lean on private names live beside this module, in
 ``dltune.ray_compat.schedulers`` and ``dltune.ray_compat.optuna_search``, and the scheduler's

@@ -21,7 +21,7 @@ from dltune.config import Config
 from dltune.errors import UserError
 from dltune.train import checkpoint
 from dltune.train.event_upload import EventUpload
-from dltune.train.progress import Progress
+from dltune.train.progress import EpochProgress
 
 if TYPE_CHECKING:
     import torch
@@ -72,7 +72,7 @@ class Session:
         self.rank = rank
         self.resume = resume
         self.exp_dir = experiment_dir(cfg)
-        self.progress = Progress(enabled=False)
+        self.progress = EpochProgress(enabled=False)
 
     @property
     def checkpoint_dir(self) -> str:
@@ -111,7 +111,7 @@ class LocalSession(Session):
         self.remote = storage.is_remote(self.exp_dir)
         # TensorBoard and checkpoints are written locally first; remote dirs get a copy after each epoch.
         self.work_dir = tempfile.mkdtemp(prefix="dltune-run-") if self.remote else self.exp_dir
-        self.progress = Progress(enabled=verbose)
+        self.progress = EpochProgress(enabled=verbose)
         self.writer: Any = None
         self.started = time.time()
         self.history: list[dict[str, Any]] = []

@@ -1,0 +1,50 @@
+"""The training state inside a Ray (Train or Tune) checkpoint, both ways.
+
+A checkpoint directory holds either the state itself (``CHECKPOINT_FILE``) or, where the
+experiment dir keeps that state already, its name relative to the experiment dir
+(``POINTER_FILE``): relative, so no credential of the experiment's URI is written.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+from dltune import storage
+from dltune.train import checkpoint
+
+CHECKPOINT_FILE = "state.pt"
+POINTER_FILE = "experiment_checkpoint.txt"
+
+
+@contextlib.contextmanager
+def checkpoint_dir(state: dict[str, Any], kept_as: str | None = None) -> Iterator[str]:
+    """A temporary directory to hand to ``Checkpoint.from_directory``: the name ``kept_as`` when
+    given, otherwise ``state``. Ray copies it to its storage before the directory goes."""
+    with tempfile.TemporaryDirectory(prefix="dltune-ckpt-") as tmp:
+        if kept_as is not None:
+            with open(os.path.join(tmp, POINTER_FILE), "w", encoding="utf-8") as f:
+                f.write(kept_as)
+        else:
+            checkpoint.save(state, os.path.join(tmp, CHECKPOINT_FILE))
+        yield tmp
+
+
+def load_ray_checkpoint(ckpt: Any, map_location: str = "cpu", exp_dir: str | None = None) -> dict[str, Any]:
+    """The training state inside a Ray checkpoint; a pointer is read from ``exp_dir``."""
+    with ckpt.as_directory() as path:
+        pointer = os.path.join(path, POINTER_FILE)
+        if not os.path.exists(pointer):
+            return checkpoint.load(os.path.join(path, CHECKPOINT_FILE), map_location)
+        with open(pointer, encoding="utf-8") as f:
+            kept_as = f.read().strip()
+    if exp_dir is None:
+        raise ValueError(f"this Ray checkpoint names {kept_as} of an experiment dir, and none was given")
+    return checkpoint.load(storage.join(exp_dir, kept_as), map_location)
+
+
+def ray_storage_path(exp_dir: str) -> str:
+    """Ray wants an absolute local path or a URI for its own checkpoints."""
+    return exp_dir if "://" in exp_dir else os.path.abspath(exp_dir)
