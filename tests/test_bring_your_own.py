@@ -156,7 +156,7 @@ def test_a_restarted_ray_train_group_resumes_from_the_one_copy_of_its_checkpoint
     assert proc.returncode == 0, proc.stderr[-3000:]
     exp = tmp_path / "own"
     summary = json.loads((exp / "summary.json").read_text())
-    assert marker.exists() and summary["resumed_from"] == 2  # the group died at step 2 and went on from the epoch-2 checkpoint
+    assert (tmp_path / "died.0").exists() and summary["resumed_from"] == 2  # the group died at step 2 and went on from the epoch-2 checkpoint
     assert [m["epoch"] for m in _metrics(exp)] == [1, 2, 3, 4]
     assert sorted(p.name for p in (exp / "checkpoints").iterdir()) == ["epoch_0003.pt", "epoch_0004.pt"]
     ray_files = [p for p in (exp / "ray_train").rglob("*") if p.is_file() and p.parent.name.startswith("checkpoint_")]

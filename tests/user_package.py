@@ -126,16 +126,16 @@ def fails(ctx):
 
 
 def dies_once(ctx):
-    """Every rank dies at step 2 of the first attempt (params.marker absent), then finishes from its checkpoint."""
+    """Every rank dies at step 2 of its first attempt (its marker, params.marker.RANK, absent), then
+    finishes from its checkpoint; each rank marks itself, whichever Ray stops first."""
     from pathlib import Path
 
-    marker = Path(ctx.params["marker"])
+    marker = Path(f"{ctx.params['marker']}.{ctx.rank}")
     first_attempt = not marker.exists()
     start = ctx.load_checkpoint() or {"step": 0}
     for step in range(start["step"], ctx.config.train.epochs):
         if step == 2 and first_attempt:
-            if ctx.rank == 0:
-                marker.write_text("died")
+            marker.write_text("died")
             raise RuntimeError(f"rank {ctx.rank} dies once")
         ctx.report({"loss": 1.0 / (step + 1)}, checkpoint={"step": step + 1})
     return {"resumed_from": start["step"]}

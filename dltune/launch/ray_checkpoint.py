@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from dltune import storage
+from dltune.errors import UserError
 from dltune.train import checkpoint
 
 CHECKPOINT_FILE = "state.pt"
@@ -42,7 +43,10 @@ def load_ray_checkpoint(ckpt: Any, map_location: str = "cpu", exp_dir: str | Non
             kept_as = f.read().strip()
     if exp_dir is None:
         raise ValueError(f"this Ray checkpoint names {kept_as} of an experiment dir, and none was given")
-    return checkpoint.load(storage.join(exp_dir, kept_as), map_location)
+    kept = storage.join(exp_dir, kept_as)
+    if not storage.exists(kept):  # e.g. the run went on under another launcher, which rotated it away
+        raise UserError(f"resume: Ray Train's latest checkpoint is {storage.redact(kept)}, which is gone; start again with --overwrite")
+    return checkpoint.load(kept, map_location)
 
 
 def ray_storage_path(exp_dir: str) -> str:

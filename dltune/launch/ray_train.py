@@ -13,7 +13,7 @@ from dltune.launch.ray_cluster import init_ray, worker_resources
 from dltune.launch.ray_errors import in_worker, raise_root_cause
 from dltune.launch.user_code import UserCode
 from dltune.train.loop import TrainFn, train_loop
-from dltune.train.session import LocalSession, Session, experiment_dir, prepare_experiment_dir, read_summary
+from dltune.train.session import KEEP_CHECKPOINTS, LocalSession, Session, experiment_dir, prepare_experiment_dir, read_summary
 
 if TYPE_CHECKING:
     import torch
@@ -109,7 +109,9 @@ def _fit(cfg: Config, exp_dir: str, resume: bool, verbose: bool, fn: TrainFn | N
             name="ray_train",
             storage_path=ray_storage_path(exp_dir),
             failure_config=FailureConfig(max_failures=cfg.scaling.max_failures),
-            checkpoint_config=CheckpointConfig(num_to_keep=2),
+            # Ray's checkpoints name rank 0's, and the newest of those is written (and an older one
+            # deleted) before Ray records it: both keep the same number, at least two.
+            checkpoint_config=CheckpointConfig(num_to_keep=KEEP_CHECKPOINTS),
             # Ray Train's per-report and worker-group lines stay in its session logs; the
             # workers' own output (dltune's epoch lines from rank 0) still streams here,
             # their failures' tracebacks not (train_worker).

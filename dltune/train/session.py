@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 SUMMARY = "summary.json"
-KEEP_CHECKPOINTS = 2
+KEEP_CHECKPOINTS = 2  # at least 2: the Ray launcher's checkpoints name the newest before Ray records it
 
 
 def experiment_dir(cfg: Config) -> str:
@@ -109,7 +109,7 @@ class LocalSession(Session):
     def __init__(self, cfg: Config, rank: int = 0, resume: bool = False, verbose: bool = True) -> None:
         super().__init__(cfg, rank, resume)
         self.remote = storage.is_remote(self.exp_dir)
-        # TensorBoard and checkpoints are written locally first; remote dirs get a copy after each epoch.
+        # A remote run's TensorBoard events are written locally first and sent on after each epoch (EventUpload).
         self.work_dir = tempfile.mkdtemp(prefix="dltune-run-") if self.remote else self.exp_dir
         self.progress = EpochProgress(enabled=verbose)
         self.writer: Any = None
