@@ -277,16 +277,22 @@ def delete(path: str) -> None:
         fs.delete_file(inner)
 
 
+def local_files(local_dir: str) -> list[tuple[str, str]]:
+    """(name relative to ``local_dir`` with "/" separators, path) of every file under it."""
+    found = []
+    for root, _dirs, files in os.walk(local_dir):
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            found.append((os.path.relpath(path, local_dir).replace(os.sep, "/"), path))
+    return found
+
+
 def upload_dir(local_dir: str, remote_dir: str, skip_hidden: bool = False) -> None:
     """Copy every file under ``local_dir`` to ``remote_dir`` (same relative names);
     with ``skip_hidden``, not the dot files (writers' temp files)."""
-    for root, _dirs, files in os.walk(local_dir):
-        for name in sorted(files):
-            if skip_hidden and name.startswith("."):
-                continue
-            src = os.path.join(root, name)
-            rel = os.path.relpath(src, local_dir).replace(os.sep, "/")
-            write_bytes(join(remote_dir, rel), Path(src).read_bytes())
+    for rel, path in local_files(local_dir):
+        if not (skip_hidden and os.path.basename(path).startswith(".")):
+            write_bytes(join(remote_dir, rel), Path(path).read_bytes())
 
 
 def download_dir(remote_dir: str, local_dir: str) -> None:

@@ -21,28 +21,20 @@ class EventUpload:
         self.remote_dir = remote_dir
         self.sent: dict[str, int] = {}  # relative path -> bytes of it already remote
 
-    def _files(self) -> list[tuple[str, str]]:
-        found = []
-        for root, _dirs, files in os.walk(self.local_dir):
-            for name in sorted(files):
-                path = os.path.join(root, name)
-                found.append((os.path.relpath(path, self.local_dir).replace(os.sep, "/"), path))
-        return found
-
     def mark_uploaded(self) -> None:
         """Everything already under ``local_dir`` is remote too (downloaded for a resume)."""
-        self.sent = {rel: os.path.getsize(path) for rel, path in self._files()}
+        self.sent = {rel: os.path.getsize(path) for rel, path in storage.local_files(self.local_dir)}
 
     def __call__(self) -> int:
         """Send the new bytes; returns how many were sent."""
         total = 0
-        for rel, path in self._files():
+        for rel, path in storage.local_files(self.local_dir):
             done = self.sent.get(rel, 0)
+            if os.path.getsize(path) == done:
+                continue
             with open(path, "rb") as f:
                 f.seek(done)
                 new = f.read()
-            if not new:
-                continue
             storage.write_bytes(storage.join(self.remote_dir, rel if done == 0 else f"{rel}.{done:012d}"), new)
             self.sent[rel] = done + len(new)
             total += len(new)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 SUMMARY = "summary.json"
+CHECKPOINTS = "checkpoints"
 KEEP_CHECKPOINTS = 2  # at least 2: the Ray launcher's checkpoints name the newest before Ray records it
 
 
@@ -76,7 +77,7 @@ class Session:
 
     @property
     def checkpoint_dir(self) -> str:
-        return storage.join(self.exp_dir, "checkpoints")
+        return storage.join(self.exp_dir, CHECKPOINTS)
 
     def start(self, start_epoch: int) -> None:
         """Called once before the training function, with the epoch it goes on from."""
@@ -129,7 +130,7 @@ class LocalSession(Session):
             storage.download_dir(self.exp_dir, self.work_dir)
         if self.events is not None:
             self.events.mark_uploaded()
-        os.makedirs(self._local("checkpoints"), exist_ok=True)
+        os.makedirs(self._local(CHECKPOINTS), exist_ok=True)
         self.history = [m for m in self._read_history() if m.get("epoch", 0) <= start_epoch]
         self._write_history()
         self._write_text("config.yaml", config_mod.to_yaml(self.cfg))
@@ -175,7 +176,7 @@ class LocalSession(Session):
         self.checkpoints += 1
         for _, old in checkpoint.list_checkpoints(self.checkpoint_dir)[:-KEEP_CHECKPOINTS]:
             storage.delete(old)
-        return f"checkpoints/{path.rsplit('/', 1)[-1]}"
+        return f"{CHECKPOINTS}/{path.rsplit('/', 1)[-1]}"
 
     def export(self, model: nn.Module, example: tuple[torch.Tensor, ...] | None) -> None:
         from dltune.train.export import export_model
