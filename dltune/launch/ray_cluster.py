@@ -54,7 +54,8 @@ def start_local_ray(**init_options: Any) -> None:
         probe.bind((ip, 0))
         port = probe.getsockname()[1]
     with ray_compat.head_gcs_port(port):
-        ray.init(runtime_env={"env_vars": {"RAY_ADDRESS": f"{ip}:{port}"}},
+        # address="local": a new Ray, never the last `ray start` cluster Ray would otherwise find on this machine
+        ray.init(address="local", runtime_env={"env_vars": {"RAY_ADDRESS": f"{ip}:{port}"}},
                  **{"include_dashboard": True, "dashboard_host": "127.0.0.1", **init_options})
 
 
