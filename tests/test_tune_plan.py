@@ -171,3 +171,14 @@ def test_a_config_error_is_as_quick_under_tune_as_under_train() -> None:
         return min(times)
 
     assert quickest("tune") <= 3 * quickest("train")
+
+
+@pytest.mark.parametrize(("searcher", "limit", "warned"), [("random", "1", True), ("grid", "2", True), ("random", "auto", False), ("bohb", "1", False)])
+def test_a_concurrency_limit_that_starves_hyperbands_brackets_is_warned_of(searcher: str, limit: str, warned: bool) -> None:
+    from dltune.hpo.search_plan import make_plan
+
+    space = "{optim.lr: {grid: [0.01, 0.1]}}" if searcher == "grid" else "{optim.lr: {loguniform: [0.001, 0.1]}}"
+    cfg = load_config(None, [f"tune.space={space}", f"tune.searcher={searcher}", "tune.scheduler=hyperband", f"tune.max_concurrent_trials={limit}"])
+    plan = make_plan(cfg, {"CPU": 4.0, "GPU": 0.0})
+    line = f"warning: tune.max_concurrent_trials={limit} with hyperband: the {searcher} searcher then creates each trial only as a slot frees"
+    assert any(w.startswith(line) for w in plan.warnings()) is warned and (line in plan.describe()) is warned

@@ -43,9 +43,20 @@ class SearchPlan:
             f"trials: {self.num_trials}, optimising {t.metric} ({t.mode}), time budget {f'{t.time_budget_s:g}s' if t.time_budget_s else 'none'}",
             *([self.budget.describe()] if self.budget else []),
             self.resources.describe(),
-            *undefined_params(self.params, self.cfg.params),
+            *self.warnings(),
         ]
         return "\n".join(lines)
+
+    def warnings(self) -> list[str]:
+        """'warning: ...' lines: what the search would do that the config does not seem to mean."""
+        out = undefined_params(self.params, self.cfg.params)
+        limit = self.cfg.tune.max_concurrent_trials
+        if self.choice.scheduler == "hyperband" and self.choice.searcher in ("random", "grid") and limit != "auto":
+            # the variant generator takes this limit for trials it creates, not for trials running
+            out.append(f"warning: tune.max_concurrent_trials={limit} with hyperband: the {self.choice.searcher} searcher then creates "
+                       "each trial only as a slot frees, so a bracket meets its trials at a rung a few at a time and stops few or "
+                       "none; leave it auto (the cluster's slots still bound how many run)")
+        return out
 
 
 def total_trials(cfg: Config, params: list[Param]) -> int:

@@ -30,7 +30,6 @@ from dltune.hpo.trial import TRAIN_RUNS, discard_train_runs, multi_worker_trial,
 from dltune.launch.ray_cluster import HEAD_AVOIDING_RESOURCE, init_ray
 from dltune.launch.user_code import UserCode
 from dltune.report import drawn, write_report
-from dltune.space import undefined_params
 from dltune.train.loop import TrainFn
 from dltune.train.session import experiment_dir, prepare_experiment_dir
 
@@ -132,7 +131,7 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
     if verbose:
         print(f"dltune tune: {storage.redact(exp_dir)}\n{plan.describe()}", flush=True)
     else:
-        for warning in undefined_params(plan.params, cfg.params):
+        for warning in plan.warnings():
             print(f"dltune: {warning}", file=sys.stderr)
     base = schema.to_mapping(cfg)
     if algorithms.uses_checkpoint_exploits(plan.choice):
