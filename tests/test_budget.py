@@ -3,6 +3,7 @@ carried across a driver kill; a report without a metric the search needs ends it
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,7 @@ def test_a_resumed_search_counts_what_was_spent_before_the_driver_was_killed(tmp
     kill_search_when(args, lambda: exp.exists() and _spent(exp, "sim_seconds") >= 160, user_root)
     before = _spent(exp, "sim_seconds")
     assert 160 <= before < 400, before
+    killed_span = _span(trial_results(exp))
 
     resumed = run_cli(*args, "--resume", env={"RAY_ADDRESS": "", "PYTHONPATH": str(user_root)})
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -73,6 +75,30 @@ def test_a_resumed_search_counts_what_was_spent_before_the_driver_was_killed(tmp
     # counted afresh after the resume, the search would have spent `before` + 400
     assert summary["budget"]["spent"] == pytest.approx(_spent(exp, "sim_seconds"), abs=1e-3)
     assert 400 <= summary["budget"]["spent"] <= 400 + 40 + 40, (before, summary["budget"])
+    # the wall time is both drivers': at least the span of the killed one's reports and the resumed one's
+    resumed_span = _span({tid: [r for r in h if r["timestamp"] > killed_span[1]] for tid, h in trial_results(exp).items()})
+    assert summary["wall_time_s"] >= (killed_span[1] - killed_span[0]) + (resumed_span[1] - resumed_span[0]) - 2, (killed_span, resumed_span, summary)
+
+
+def _span(histories: dict[str, list[dict]]) -> tuple[int, int]:
+    """(first, last) report timestamp (whole seconds) among these results."""
+    stamps = [r["timestamp"] for h in histories.values() for r in h]
+    return min(stamps), max(stamps)
+
+
+def test_a_resumed_searchs_clock_goes_on_from_the_time_its_killed_drivers_ran(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dltune.hpo import monitor
+
+    now = [1000.0]
+    monkeypatch.setattr(monitor.time, "time", lambda: now[0])
+    killed = monitor.SearchMonitor("loss", "min", str(tmp_path), 60.0, 4, verbose=False, started=960.0)
+    state = pickle.loads(pickle.dumps(killed.get_state()))  # as Tune saves it with the experiment state: 40 s in
+    now[0] = 1500.0  # the driver was killed; a new one starts later
+    resumed = monitor.SearchMonitor("loss", "min", str(tmp_path), 60.0, 4, verbose=False, started=1495.0)
+    assert resumed.elapsed() == 5.0
+    resumed.set_state(state)
+    assert resumed.elapsed() == 45.0  # the killed driver's 40 s and this one's 5, not the 500 s between
+    assert pickle.loads(pickle.dumps(resumed.get_state()))["elapsed_s"] == 45.0  # and a second kill keeps both
 
 
 @pytest.mark.slow

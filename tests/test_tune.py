@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import pickle
 import shutil
 from pathlib import Path
 
@@ -395,16 +396,17 @@ def test_the_time_budget_ends_the_search_and_says_so(ray_cluster, tmp_path: Path
     assert all(r["stop_reason"] in ("time_budget", "not_started") for r in rows if int(r["epochs"]) < 3)
 
 
-def _cut_state_file(exp: Path) -> Path:
-    """What a driver killed while Ray copies its experiment state leaves: half a state file, no outputs."""
-    state = max(exp.glob("experiment_state-*.json"))
+def _cut_state_file(exp: Path, pattern: str) -> Path:
+    """What a driver killed while Ray copies a state file leaves: half of it, no outputs."""
+    state = max(exp.glob(pattern))
     whole = state.read_bytes()
     state.write_bytes(whole[: len(whole) // 2])
     (exp / "summary.json").unlink()
     return state
 
 
-def test_resume_completes_a_truncated_experiment_state_or_refuses_naming_it(ray_cluster, tmp_path: Path) -> None:
+@pytest.mark.parametrize("pattern", ["experiment_state-*.json", "callback-states-*.pkl"], ids=["experiment", "callbacks"])
+def test_resume_completes_a_truncated_experiment_state_or_refuses_naming_it(ray_cluster, tmp_path: Path, pattern: str) -> None:
     from dltune.errors import UserError
     from dltune.hpo.experiment_state import STAGING_RECORD
 
@@ -412,12 +414,15 @@ def test_resume_completes_a_truncated_experiment_state_or_refuses_naming_it(ray_
     _search(tmp_path, "cut", *args)
     exp = tmp_path / "cut"
     histories = _trial_results(exp)
-    state = _cut_state_file(exp)
+    state = _cut_state_file(exp, pattern)
+    whole_callbacks = max(exp.glob("callback-states-*.pkl"))
+    # a driver killed while Ray wrote the callbacks' state leaves its temp file, half written, beside the last whole one
+    (exp / f"tmp-{whole_callbacks.name}").write_bytes(whole_callbacks.read_bytes()[:40])
     resumed = tune_api(None, [*SMALL, f"output.dir={tmp_path}", "output.experiment=cut", *args], resume=True, verbose=False)
-    json.loads(state.read_text())  # completed from the driver's staging copy
+    (json.loads(state.read_text()) if state.suffix == ".json" else pickle.loads(state.read_bytes()))  # completed from the driver's staging copy
     assert resumed.summary["trials"] == 3 and _trial_results(exp) == histories  # every trial known, none rerun
 
-    state = _cut_state_file(exp)
+    state = _cut_state_file(exp, pattern)
     (exp / STAGING_RECORD).write_text(json.dumps({"staging_dir": str(tmp_path / "gone")}))  # resumed on another machine
     with pytest.raises(UserError, match=f"{state.name} is truncated"):
         tune_api(None, [*SMALL, f"output.dir={tmp_path}", "output.experiment=cut", *args], resume=True, verbose=False)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import re
 from typing import Any
 
@@ -30,6 +31,7 @@ from dltune.hpo.trial_dirs import TRIAL_DIR_ID, trial_id_of
 
 STAGING_RECORD = "driver_staging.json"
 STATE_PREFIX = "experiment_state-"
+CALLBACK_STATES_PREFIX = "callback-states-"  # Ray's CallbackList.CKPT_FILE_TMPL
 CHECKPOINT_DIR = re.compile(r"checkpoint_\d+")
 
 
@@ -164,8 +166,8 @@ def remove_abandoned_trial_dirs(exp_dir: str, trial_paths: list[str]) -> list[st
     return abandoned
 
 
-def _newest_state(names: list[str]) -> str | None:
-    states = [n for n in names if n.startswith(STATE_PREFIX) and n.endswith(".json")]
+def _newest_state(names: list[str], prefix: str = STATE_PREFIX, suffix: str = ".json") -> str | None:
+    states = [n for n in names if n.startswith(prefix) and n.endswith(suffix)]
     return max(states) if states else None  # Ray restores the newest by name too
 
 
@@ -175,6 +177,19 @@ def _is_whole(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _is_whole_pickle(data: bytes) -> bool:
+    try:
+        pickle.loads(data)  # the callbacks' states: dicts of numbers and bytes, and dltune's own classes
+    except (pickle.UnpicklingError, EOFError, ValueError):
+        return False
+    return True
+
+
+def _refuse_truncated(path: str) -> None:
+    raise UserError(f"--resume: {storage.redact(path)} is truncated (the driver died while Ray copied it) and no whole copy "
+                    "is left in the driver's staging dir on this machine; the search cannot be resumed, rerun it with --overwrite")
 
 
 def _staging_dir(exp_dir: str) -> str | None:
@@ -199,10 +214,12 @@ def prepare_resume(exp_dir: str) -> str | None:
     if staging is not None:
         # what the killed driver's next copy would have delivered: its newest state, whole
         storage.upload_dir(staging, exp_dir, skip_hidden=True)
-    newest = _newest_state(storage.list_names(exp_dir))
-    if newest is not None:
-        path = storage.join(exp_dir, newest)
-        if not _is_whole(storage.read_text(path)):
-            raise UserError(f"--resume: {storage.redact(path)} is truncated (the driver died while Ray copied it) and no whole copy "
-                            "is left in the driver's staging dir on this machine; the search cannot be resumed, rerun it with --overwrite")
+    names = storage.list_names(exp_dir)
+    # The experiment state, and the callbacks' (the scheduler's, the search's clock and spend): Ray
+    # writes each atomically in staging, then copies it here file by file.
+    state, callbacks = _newest_state(names), _newest_state(names, CALLBACK_STATES_PREFIX, ".pkl")
+    if state is not None and not _is_whole(storage.read_text(storage.join(exp_dir, state))):
+        _refuse_truncated(storage.join(exp_dir, state))
+    if callbacks is not None and not _is_whole_pickle(storage.read_bytes(storage.join(exp_dir, callbacks))):
+        _refuse_truncated(storage.join(exp_dir, callbacks))
     return staging

@@ -24,7 +24,7 @@ def _fmt_config(config: dict[str, Any]) -> str:
 
 class SearchMonitor(Callback):
     def __init__(self, metric: str, mode: str, tb_dir: str, time_budget_s: float, num_samples: int, verbose: bool, stream: TextIO | None = None,
-                 budget: Budget | None = None) -> None:
+                 budget: Budget | None = None, started: float | None = None) -> None:
         self.metric = metric
         self.budget = budget  # its spend so far goes into each progress line
         self.costs: dict[str, float] = {}
@@ -35,7 +35,8 @@ class SearchMonitor(Callback):
         self.verbose = verbose
         self.stream = stream  # None: sys.stdout at the time of writing (the Tuner pickles its callbacks)
         self.live = verbose and (stream or sys.stdout).isatty()
-        self.started = time.time()
+        self.started = time.time() if started is None else started  # this driver's start
+        self.spent_before = 0.0  # the seconds killed drivers of this search ran, up to their last save
         self.last_line = 0.0
         self.last_news = ""  # the last line, less its clock
         self.runs: dict[str, EventFile] = {}
@@ -83,12 +84,17 @@ class SearchMonitor(Callback):
         if self.live:
             self.out.write("\n")
 
-    def get_state(self) -> dict[str, Any] | None:
-        """Saved with the experiment: a resumed search's progress goes on from the spend so far."""
-        return {"costs": dict(self.costs)} if self.budget is not None else None
+    def get_state(self) -> dict[str, Any]:
+        """Saved with the experiment: a resumed search's clock and progress go on from the spend so far."""
+        return {"elapsed_s": self.elapsed(), **({"costs": dict(self.costs)} if self.budget is not None else {})}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.costs = dict(state.get("costs", {}))
+        self.spent_before = float(state.get("elapsed_s", 0.0))
+
+    def elapsed(self) -> float:
+        """Seconds the search has run, in every driver it had (time between a kill and its resume not counted)."""
+        return self.spent_before + time.time() - self.started
 
     # --- helpers ------------------------------------------------------------
     @property
@@ -143,7 +149,7 @@ class SearchMonitor(Callback):
         if force and news == self.last_news:
             return  # a trial's last result has just said it: no second line of the same
         self.last_line, self.last_news = now, news
-        elapsed = fmt_duration(now - self.started)
+        elapsed = fmt_duration(self.elapsed())
         budget = f" / {fmt_duration(self.time_budget_s)}" if self.time_budget_s else ""
         spent = f", budget {sum(self.costs.values()):.0f}/{self.budget.total:g} {self.budget.cost}" if self.budget is not None else ""
         text = f"[{elapsed}{budget}{spent}] {news}"

@@ -124,6 +124,7 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
 
     from dltune.hpo.stoppers import ComputeBudget, StopAtMissingMetric
     from dltune.ray_compat.scheduler_state import SchedulerState
+    from dltune.ray_compat.searcher_history import SearcherHistory
 
     started = time.time()
     cluster = start_ray(cfg)
@@ -139,7 +140,8 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
     tb_local = os.path.join(work, "tensorboard")
     missing_metric = StopAtMissingMetric()
     stoppers = [missing_metric, *([ComputeBudget(plan.budget)] if plan.budget else [])]
-    monitor = SearchMonitor(cfg.tune.metric, cfg.tune.mode, tb_local, cfg.tune.time_budget_s, plan.num_trials, verbose, budget=plan.budget)
+    monitor = SearchMonitor(cfg.tune.metric, cfg.tune.mode, tb_local, cfg.tune.time_budget_s, plan.num_trials, verbose, budget=plan.budget,
+                            started=started)
     storage_path, fs = _storage(cfg.output.dir)
     scheduler = algorithms.build_scheduler(plan.choice, cfg, plan.params)  # on resume, tuner.pkl's copy is the one used
     journal_path = os.path.join(work, JOURNAL)  # optuna-dashboard reads a local file: a remote search's is uploaded with the rest of work
@@ -167,6 +169,7 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
     if resume and tune.Tuner.can_restore(exp_dir, storage_filesystem=fs):
         tuner = tune.Tuner.restore(exp_dir, trainable=trainable, resume_errored=True, storage_filesystem=fs,
                                    param_space=algorithms.param_space(plan.params, plan.choice))
+        callbacks.append(SearcherHistory(ray_compat.restored_search_alg(tuner), verbose))
         ray_compat.restored_callbacks(tuner, callbacks, kept=SchedulerState)  # this run's paths, not the killed driver's
         if live and work != exp_dir and storage.exists(storage.join(exp_dir, JOURNAL)):
             Path(journal_path).write_bytes(storage.read_bytes(storage.join(exp_dir, JOURNAL)))  # the search's entries go on
@@ -207,7 +210,7 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
     missing = results.missing_metric(grid)
     if missing is not None:
         raise UserError(str(missing))
-    elapsed = time.time() - started
+    elapsed = monitor.elapsed()  # a resumed search's killed drivers' time too, as Ray's time_budget_s counts it
     spent = results.budget_spent(grid, plan.budget) if plan.budget else None
     if spent is not None and spent >= plan.budget.total:
         cut_by = "compute_budget"

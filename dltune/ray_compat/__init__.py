@@ -13,10 +13,10 @@ Each private name below, and why there is no public way (Ray 2.60):
   result.json back from storage whenever the trial (re)starts from a checkpoint; that copy
   is only as new as the last experiment sync, so a PBT pause overwrote the lines logged
   since. No setting turns the copy off (see result_json_logger).
-- ``Tuner._local_tuner`` and its run config: the callbacks a restored Tuner runs with.
-  ``Tuner.restore`` takes them from tuner.pkl, as the killed driver built them, with its paths
-  (an experiment dir since moved, a remote search's temp dir since deleted); it takes no run
-  config.
+- ``Tuner._local_tuner``, its run config and its tune config: the callbacks a restored Tuner
+  runs with, and the searcher it restored. ``Tuner.restore`` takes them from tuner.pkl, as the
+  killed driver built them, with its paths (an experiment dir since moved, a remote search's
+  temp dir since deleted); it takes no run config, and hands back no searcher.
 - ``ResultGrid._experiment_analysis.trials``: the Trial objects behind the results, the only
   place a trial's retry count (``num_failures``) is kept.
 - ``RAY_AIR_NEW_OUTPUT=0``: Ray Tune's legacy console output, which dltune silences with
@@ -27,8 +27,9 @@ Each private name below, and why there is no public way (Ray 2.60):
 
 Scheduler and searcher subclasses that lean on private names live beside this module, in
 ``dltune.ray_compat.schedulers`` and ``dltune.ray_compat.optuna_search``, and the scheduler's
-state across a resume in ``dltune.ray_compat.scheduler_state`` (they import Ray when
-imported; this module does not).
+state across a resume in ``dltune.ray_compat.scheduler_state``, the searcher's history checked
+after one in ``dltune.ray_compat.searcher_history`` (they import Ray when imported; this
+module does not).
 
 ``missing()`` lists what an installed Ray lacks of all these, so that an upgrade fails in one test.
 """
@@ -119,6 +120,11 @@ def restored_callbacks(tuner: Any, callbacks: list[Any], kept: type) -> None:
     run_config.callbacks = [old[0] if isinstance(c, kept) and old else c for c in callbacks]
 
 
+def restored_search_alg(tuner: Any) -> Any:
+    """The search algorithm of a restored ``tuner``: the object Tune restores the saved searcher state into."""
+    return tuner._local_tuner._tune_config.search_alg
+
+
 def grid_trials(grid: Any) -> list[Any]:
     """The Trial objects of a ResultGrid, in the order of its results."""
     return grid._experiment_analysis.trials
@@ -185,13 +191,15 @@ def missing() -> list[str]:
              for name in ("_latest_checkpoint_result", "_checkpoint_results") if not hasattr(manager, name)]
     if "_local_tuner" not in getattr(Tuner, "__annotations__", {}) or not callable(getattr(TunerInternal, "get_run_config", None)):
         gone.append("ray.tune.Tuner: _local_tuner.get_run_config")
+    if "_tune_config" not in TunerInternal.__init__.__code__.co_names:  # building one writes an experiment dir
+        gone.append("ray.tune.impl.tuner_internal.TunerInternal: _tune_config")
     if not callable(getattr(JsonLoggerCallback, "_restore_from_remote", None)):
         gone.append("ray.tune.logger.JsonLoggerCallback: _restore_from_remote")
     if getattr(getattr(ResultGrid(_NoTrials()), "_experiment_analysis", None), "trials", None) != []:
         gone.append("ray.tune.ResultGrid: _experiment_analysis.trials")
-    from dltune.ray_compat import optuna_search, scheduler_state, schedulers
+    from dltune.ray_compat import optuna_search, scheduler_state, schedulers, searcher_history
 
-    return gone + schedulers.missing() + optuna_search.missing() + scheduler_state.missing()
+    return gone + schedulers.missing() + optuna_search.missing() + scheduler_state.missing() + searcher_history.missing()
 
 
 class _NoTrials:

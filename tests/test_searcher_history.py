@@ -1,0 +1,120 @@
+"""After a resume, a searcher restored from a save older than the experiment state is told the
+finished trials it lacks: the Optuna study and BlendSearch's results end as if nothing was lost."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from optuna.trial import TrialState
+from ray import tune
+from ray.tune.experiment import Trial
+
+from dltune.ray_compat.optuna_search import FidelityAwareOptunaSearch
+from dltune.ray_compat.searcher_history import SearcherHistory, innermost, make_whole
+
+SPACE = {"x": tune.uniform(-5.0, 5.0)}
+
+
+def _finished(trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> Trial:
+    trial = Trial("fn", config=config, trial_id=trial_id, stub=True)
+    trial.set_status(Trial.TERMINATED)
+    trial.update_last_result({**result, "config": config})
+    return trial
+
+
+def _optuna() -> FidelityAwareOptunaSearch:
+    import optuna
+
+    searcher = FidelityAwareOptunaSearch(time_attr="epoch", full_fidelity=4, sampler=optuna.samplers.TPESampler(seed=0))
+    searcher.set_search_properties("loss", "min", SPACE)  # as Tune hands it the space
+    return searcher
+
+
+def _run(searcher: FidelityAwareOptunaSearch, trial_id: str, epochs: int, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Suggest a trial (unless ``config`` was), report ``epochs`` epochs and end it (stopped short of 4, or complete)."""
+    config = config or searcher.suggest(trial_id)
+    result: dict[str, Any] = {}
+    for epoch in range(1, epochs + 1):
+        result = {"epoch": epoch, "loss": (config["x"] - 1.0) ** 2 + 1.0 / epoch}
+        if epoch < epochs or epochs == 4:  # Tune hands a scheduler's stopping result to on_trial_complete only
+            searcher.on_trial_result(trial_id, result)
+    searcher.on_trial_complete(trial_id, result)
+    return {"config": config, "result": result}
+
+
+def _states(searcher: FidelityAwareOptunaSearch) -> dict[str, tuple[TrialState, float | None]]:
+    by_number = {t.number: t for t in searcher._ot_study.get_trials(deepcopy=False)}
+    return {tid: (by_number[t.number].state, by_number[t.number].value) for tid, t in searcher._ot_trials.items()} | {
+        f"added {t.number}": (t.state, t.value) for t in by_number.values() if t.number not in {o.number for o in searcher._ot_trials.values()}}
+
+
+def test_a_restored_optuna_study_is_told_the_trials_that_ended_after_its_save(tmp_path: Path) -> None:
+    killed = _optuna()
+    a = _run(killed, "a", 4)
+    b_config = killed.suggest("b")
+    killed.suggest("c")  # running when the driver died: Tune resumes it, the study keeps it running
+    killed.save(str(tmp_path / "searcher.pkl"))  # the searcher's last save
+    b = _run(killed, "b", 4, b_config)  # its end reached the experiment state, not the searcher's
+    d = _run(killed, "d", 2)  # suggested and stopped at a rung after the searcher's save
+    restored = _optuna()
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    trials = [_finished(tid, run["config"], run["result"]) for tid, run in (("a", a), ("b", b), ("d", d))]
+
+    assert make_whole(restored, trials) == (3, 2)
+    states = _states(restored)
+    assert states["a"] == (TrialState.COMPLETE, a["result"]["loss"]) and states["b"] == (TrialState.COMPLETE, b["result"]["loss"])
+    assert states["c"][0] == TrialState.RUNNING
+    added = [v for k, v in states.items() if k.startswith("added")]
+    assert added == [(TrialState.PRUNED, d["result"]["loss"])]  # d, as the killed study had it: stopped at epoch 2
+    assert _states(killed)["d"] == (TrialState.PRUNED, d["result"]["loss"])
+    assert make_whole(restored, trials) == (3, 0)  # once told, nothing again
+
+
+def test_a_restored_blendsearch_is_told_the_configs_that_ended_after_its_save(tmp_path: Path) -> None:
+    from flaml import BlendSearch
+
+    def blend() -> BlendSearch:
+        searcher = BlendSearch(seed=1)
+        searcher.set_search_properties("loss", "min", SPACE)
+        return searcher
+
+    killed, runs = blend(), {}
+    for trial_id in ("a", "b", "c"):
+        config = killed.suggest(trial_id)
+        runs[trial_id] = (config, {"loss": (config["x"] - 1.0) ** 2, "epoch": 1})
+        killed.on_trial_complete(trial_id, {**runs[trial_id][1], "config": config})
+        if trial_id == "a":
+            killed.save(str(tmp_path / "searcher.pkl"))
+    restored = blend()
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    assert len(restored._result) == len(killed._result) - 2
+    trials = [_finished(tid, config, result) for tid, (config, result) in runs.items()]
+
+    assert make_whole(restored, trials) == (3, 2)
+    assert set(restored._result) == set(killed._result)
+    assert make_whole(restored, trials) == (3, 0)
+
+
+def test_the_resume_says_what_it_found_and_leaves_unchecked_searchers_alone(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.bohb import TuneBOHB
+
+    searcher = _optuna()
+    run = _run(searcher, "a", 4)
+    history = SearcherHistory(ConcurrencyLimiter(searcher, max_concurrent=2), verbose=True)
+    assert history.searcher is searcher
+    history.on_step_begin(7, [_finished("a", run["config"], run["result"])])
+    assert capsys.readouterr().out == "resume: FidelityAwareOptunaSearch knows all 1 trials that had finished\n"
+    history.on_step_begin(8, [])  # only at the first step
+    assert capsys.readouterr().out == ""
+
+    lagging = SearcherHistory(_optuna(), verbose=False)
+    lagging.searcher.suggest("a")
+    lagging.on_step_begin(3, [_finished("a", run["config"], run["result"])])
+    assert capsys.readouterr().err == ("dltune: warning: resume: FidelityAwareOptunaSearch's saved state lacked 1 of the 1 trials that had "
+                                       "finished; they were told to it with their last results\n")
+
+    bohb = TuneBOHB()
+    bohb.set_search_properties("loss", "min", SPACE)
+    assert innermost(bohb) is bohb and make_whole(bohb, [_finished("a", run["config"], run["result"])]) is None
