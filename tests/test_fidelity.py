@@ -77,8 +77,14 @@ class _Pausing:
 class _Controller:
     """Tune's stop_trial as HyperBand meets it: PENDING or PAUSED -> on_trial_remove, RUNNING -> on_trial_complete."""
 
-    def __init__(self, scheduler) -> None:
-        self.scheduler = scheduler
+    def __init__(self, scheduler, trials: list) -> None:
+        self.scheduler, self.trials = scheduler, trials
+
+    def get_trials(self) -> list:
+        return self.trials
+
+    def _set_trial_status(self, trial, status: str) -> None:
+        trial.status = status
 
     def stop_trial(self, trial) -> None:
         if trial.status in ("PENDING", "PAUSED"):
@@ -98,8 +104,8 @@ def test_hyperband_stops_a_trial_whose_pause_was_saving_when_its_bracket_finishe
     from dltune.ray_compat.schedulers import FullFidelityHyperBand
 
     scheduler = FullFidelityHyperBand(time_attr="epoch", metric="loss", mode="min", max_t=2, reduction_factor=2)
-    controller = _Controller(scheduler)
     first, last = _Pausing("first"), _Pausing("last")  # the one bracket of max_t 2 holding two trials
+    controller = _Controller(scheduler, [first, last])
     for trial in (first, last):
         scheduler.on_trial_add(controller, trial)
     assert scheduler._trial_info[first][0] is scheduler._trial_info[last][0]

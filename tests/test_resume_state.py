@@ -1,14 +1,15 @@
-"""A search whose driver was killed resumes with its scheduler as it was: a resumed ASHA search
-makes the decisions the full history does, and every stateful scheduler is put back at the
-step of the experiment state it resumes from."""
+"""A search whose driver was killed resumes with its scheduler as it was: a resumed ASHA or
+HyperBand search makes the decisions the full history does, and every stateful scheduler is put
+back at the step of the experiment state it resumes from."""
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from asha_replay import replay_asha
+from asha_replay import replay_asha, replay_hyperband
 from conftest import kill_search_when, run_cli, trial_results
 
 # one trial at a time, each epoch half a second: the order results reach the scheduler is the trials' order
@@ -28,29 +29,42 @@ def _killed_and_resumed(args: list[str], exp: Path, user_root: Path, reported: i
     return resumed
 
 
+# One band: brackets of 3, 5 and 9 trials. All created at once, as dltune's HyperBand is given them
+# unless a limit is set (trials created one by one would each meet a rung alone), two running at a time.
+HYPERBAND = ["tune.scheduler=hyperband", "tune.reduction_factor=3", "tune.num_samples=17", "tune.max_concurrent_trials=auto"]
+REPLAYED = {  # the search's own arguments, its trials, the reports before the kill, the scheduler's name, the replay
+    # ASHA: killed once six trials have reported
+    "asha": (ASHA, 16, 6, "AsyncHyperBandScheduler", lambda exp: replay_asha(exp, "loss", "min", max_t=9, grace_period=1, reduction_factor=3)),
+    # HyperBand: once the 5-trial bracket has halved and the 9-trial one has trials paused at its first rung
+    "hyperband": (HYPERBAND, 17, 11, "FullFidelityHyperBand", lambda exp: replay_hyperband(exp, "loss", "min", max_t=9, reduction_factor=3)),
+}
+
+
 @pytest.mark.slow
 @pytest.mark.ray
 @pytest.mark.parametrize("killed", [False, True], ids=["uninterrupted", "killed"])
-def test_asha_decisions_match_the_replay_of_the_full_history(tmp_path: Path, user_root: Path, killed: bool) -> None:
-    args = [*SIMULATED, *ASHA, f"output.dir={tmp_path}"]
+@pytest.mark.parametrize("scheduler", sorted(REPLAYED))
+def test_scheduler_decisions_match_the_replay_of_the_full_history(tmp_path: Path, user_root: Path, scheduler: str, killed: bool) -> None:
+    own, trials, reported, name, replayed = REPLAYED[scheduler]
+    args = [*SIMULATED, *own, f"output.dir={tmp_path}"]
     exp = tmp_path / "k"
     if killed:
-        resumed = _killed_and_resumed(args, exp, user_root, reported=6)
-        assert f"AsyncHyperBandScheduler {RESTORED}" in resumed.stdout and "warning: resume" not in resumed.stderr, resumed.stderr[-2000:]
+        resumed = _killed_and_resumed(args, exp, user_root, reported=reported)
+        assert f"{name} {RESTORED}" in resumed.stdout and "warning: resume" not in resumed.stderr, resumed.stderr[-2000:]
     else:
         done = run_cli(*args, env={"RAY_ADDRESS": "", "PYTHONPATH": str(user_root)})
         assert done.returncode == 0, done.stderr[-3000:]
-    replay = replay_asha(exp, "loss", "min", max_t=9, grace_period=1, reduction_factor=3)
+    replay = replayed(exp)
     assert replay.past_stop == [] and replay.wrongly_stopped == [], replay
     histories = trial_results(exp)
-    assert len(histories) == 16 and replay.decisions >= 16
-    assert any(max(r["epoch"] for r in h) < 9 for h in histories.values()), "ASHA stopped nothing: the replay judged nothing"
+    assert len(histories) == trials and replay.decisions >= 16
+    assert any(max(r["epoch"] for r in h) < 9 for h in histories.values()), f"{scheduler} stopped nothing: the replay judged nothing"
 
 
 @pytest.mark.slow
 @pytest.mark.ray
 @pytest.mark.parametrize(("scheduler", "name", "said"), [
-    (["tune.scheduler=median", "tune.grace_period=1", "tune.num_samples=8"], "MedianStoppingRule", RESTORED),
+    (["tune.scheduler=median", "tune.grace_period=1", "tune.num_samples=8", "tune.searcher=optuna"], "MedianStoppingRule", RESTORED),
     (["tune.scheduler=pbt", "tune.perturbation_interval=2", "tune.num_samples=4", "tune.max_concurrent_trials=2"], "SafePBT",
      "population starts afresh"),
 ], ids=["median", "pbt"])
@@ -59,6 +73,8 @@ def test_a_resumed_search_puts_its_scheduler_back_as_it_was_saved(tmp_path: Path
     resumed = _killed_and_resumed([*SIMULATED, *scheduler, f"output.dir={tmp_path}"], exp, user_root, reported=3)
     if said == RESTORED:
         assert f"{name} {RESTORED}" in resumed.stdout and "warning: resume" not in resumed.stderr, (resumed.stdout[-2000:], resumed.stderr[-2000:])
+        # the Optuna study was checked against the trials that had finished (searcher_history's unit tests make one whole)
+        assert re.search(r"resume: FidelityAwareOptunaSearch knows all [1-9]\d* trials that had finished", resumed.stdout), resumed.stdout[-2000:]
     else:  # not restored, and the resume says so
         assert f"warning: resume: {name}'s {said}" in resumed.stderr and RESTORED not in resumed.stdout, resumed.stderr[-2000:]
 

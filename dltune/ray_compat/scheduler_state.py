@@ -16,13 +16,15 @@ Each snapshot is tagged with the controller step it was taken in, which Ray's ex
 records too. The last two are kept, so a sync that copied this file and not the experiment
 state still finds the snapshot matching the experiment state's step.
 
-Only the snapshot of the experiment state's own step is put back. HyperBand's (and BOHB's)
-brackets are not: Tune brings the trials they held paused at a rung back as pending, and a
-restored bracket fails on a pending trial. Nor is PBT's (or PB2's) population: put back, it
-failed a resumed search in Tune's controller. Both start afresh, and the resume says so.
+Only the snapshot of the experiment state's own step is put back. Tune brings the trials a
+HyperBand bracket held paused at a rung back as pending, on which a restored bracket fails;
+dltune's HyperBand (``FullFidelity``) pauses them again before Tune can start one, so its
+brackets are restored, and a plugin HyperBand's start afresh. PBT's (and PB2's) population is
+not put back: put back, it failed a resumed search in Tune's controller. What starts afresh,
+the resume says so.
 
-Private name used (Ray 2.60), checked by ``dltune.ray_compat.missing()``:
-``AsyncHyperBandScheduler._trial_info``, the trials ASHA knows (it drops one that failed).
+Private name used (Ray 2.60), checked by ``dltune.ray_compat.missing()``: ASHA's and
+HyperBand's ``_trial_info``, the trials each knows (both drop one that failed).
 """
 from __future__ import annotations
 
@@ -37,6 +39,8 @@ from ray import cloudpickle
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler, PopulationBasedTraining, TrialScheduler
+
+from dltune.ray_compat.schedulers import FullFidelity, in_bracket
 
 KEPT = 2
 OWN_SAVE, ATTRIBUTES = "save", "attributes"
@@ -159,7 +163,7 @@ class SchedulerState(Callback):
 
 def starts_afresh(scheduler: TrialScheduler) -> str | None:
     """Why this scheduler is not restored on a resume, or None where it is."""
-    if isinstance(scheduler, HyperBandScheduler):
+    if isinstance(scheduler, HyperBandScheduler) and not isinstance(scheduler, FullFidelity):
         return "brackets start afresh: the trials they held paused at a rung come back pending, which a restored bracket cannot take"
     if isinstance(scheduler, PopulationBasedTraining):  # PB2 too
         return "population starts afresh: put back onto the resumed trials, it failed a resumed search in Tune's controller"
@@ -167,11 +171,20 @@ def starts_afresh(scheduler: TrialScheduler) -> str | None:
 
 
 def readd_forgotten(scheduler: TrialScheduler, trials: list[Trial]) -> None:
-    """ASHA forgets a trial that failed for good; Tune resumes it (resume_errored), so it is added again."""
-    if isinstance(scheduler, AsyncHyperBandScheduler):
-        for trial in trials:
-            if trial.status != Trial.TERMINATED and trial.trial_id not in scheduler._trial_info:
-                scheduler.on_trial_add(None, trial)  # ASHA's does not use the controller
+    """ASHA and HyperBand forget a trial that failed for good; Tune resumes it (resume_errored), so
+    it is added again (to HyperBand as a new trial, in a bracket with room). A HyperBand trial
+    that never failed and is in no bracket was stopped by it (see ``in_bracket``'s caller)."""
+    for trial in trials:
+        if trial.status == Trial.TERMINATED:
+            continue
+        if isinstance(scheduler, AsyncHyperBandScheduler):
+            forgotten = trial.trial_id not in scheduler._trial_info
+        elif isinstance(scheduler, HyperBandScheduler):
+            forgotten = trial.num_failures > 0 and not in_bracket(scheduler, trial)
+        else:
+            return
+        if forgotten:
+            scheduler.on_trial_add(None, trial)  # neither uses the controller
 
 
 def _warn(text: str, topic: str = "resume: ") -> None:
@@ -180,5 +193,5 @@ def _warn(text: str, topic: str = "resume: ") -> None:
 
 def missing() -> list[str]:
     """What of the above the installed Ray lacks, each as 'where: name'."""
-    asha = AsyncHyperBandScheduler(time_attr="t", metric="m", mode="max", max_t=9)
-    return ([] if isinstance(getattr(asha, "_trial_info", None), dict) else ["ray.tune.schedulers.AsyncHyperBandScheduler: _trial_info"])
+    schedulers = (AsyncHyperBandScheduler(time_attr="t", metric="m", mode="max", max_t=9), HyperBandScheduler(time_attr="t", metric="m", mode="max", max_t=9))
+    return [f"ray.tune.schedulers.{type(s).__name__}: _trial_info" for s in schedulers if not isinstance(getattr(s, "_trial_info", None), dict)]

@@ -8,12 +8,17 @@ Private names used (Ray 2.60), checked by ``dltune.ray_compat.missing()``:
   last rung falls short of ``max_t`` unless ``max_t`` is a power of ``eta`` (52 epochs, eta 3:
   the brackets end at 52, 51, 45 and 27).
 - ``PopulationBasedTraining._exploit``: the one place an exploit happens.
+- HyperBand's ``_trial_info``, a bracket's ``_live_trials`` and ``trials_to_unpause``, and the
+  controller's ``_set_trial_status`` (which Ray hands its schedulers): after a resume, a trial
+  held at its rung is PAUSED again, as PBT pauses its own, and one its bracket had stopped is
+  TERMINATED again.
 """
 from __future__ import annotations
 
 import math
 from typing import Any
 
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import HyperBandForBOHB, HyperBandScheduler, PopulationBasedTraining
 from ray.tune.schedulers.hyperband import _Bracket
 
@@ -31,7 +36,7 @@ class _FullFidelityBracket(_Bracket):
         return good, bad
 
 
-class _FullFidelity:
+class FullFidelity:
     """Mixed into a HyperBand scheduler: bracket s has rungs max_t / eta**k for k = s..0."""
 
     _max_t_attr: int
@@ -48,22 +53,49 @@ class _FullFidelity:
                                     max_t_attr=self._max_t_attr, eta=self._eta, s=s, stop_last_trials=self._stop_last_trials)
 
     def choose_trial_to_run(self, tune_controller: Any, **kwargs: Any) -> Any:
-        # A bracket finishes on its last trial's last result, and Ray's cleanup_full then stops the
-        # trials paused at max_t; but one whose pause is still saving its checkpoint is RUNNING then,
-        # is skipped, and turns PAUSED later in a bracket that nothing processes again: Tune waits on
-        # it for ever. Tune asks this every step: stop such a trial once its pause is done.
+        # Tune asks this every step, before it starts any trial.
+        for trial in tune_controller.get_trials():
+            if trial.status in (Trial.PENDING, Trial.PAUSED) and not in_bracket(self, trial):
+                # Stopped by its bracket before a kill, which Ray's experiment state did not record:
+                # Tune's stop of a PAUSED trial (no actor) returns before it marks the trial for the
+                # next save, so the resumed search has it PENDING and would train it again.
+                tune_controller._set_trial_status(trial, Trial.TERMINATED)
         for band in self._hyperbands:  # type: ignore[attr-defined]
             for bracket in band:
-                if bracket is not None and bracket.finished():
+                if bracket is None:
+                    continue
+                if bracket.finished():
+                    # A bracket finishes on its last trial's last result, and Ray's cleanup_full then
+                    # stops the trials paused at max_t; but one whose pause is still saving its
+                    # checkpoint is RUNNING then, is skipped, and turns PAUSED later in a bracket that
+                    # nothing processes again: Tune waits on it for ever. Stop it once its pause is done.
                     bracket.cleanup_full(tune_controller)  # stops the bracket's PAUSED trials, if any
+                else:
+                    hold_at_rung(tune_controller, bracket)
         return super().choose_trial_to_run(tune_controller, **kwargs)  # type: ignore[misc]
 
 
-class FullFidelityHyperBand(_FullFidelity, HyperBandScheduler):
+def in_bracket(scheduler: HyperBandScheduler, trial: Trial) -> bool:
+    """Whether one of the scheduler's brackets holds ``trial`` (it keeps a trial it removed in ``_trial_info``)."""
+    info = scheduler._trial_info.get(trial)
+    return info is not None and trial in info[0]._live_trials
+
+
+def hold_at_rung(tune_controller: Any, bracket: _Bracket) -> None:
+    """A resumed search's trials come back PENDING, those a restored bracket held PAUSED at its
+    rung too: run, they would train past the rung before the bracket decides, and the halving
+    would then fail on them (Ray expects no PENDING trial at a rung). Such a trial is PAUSED again,
+    to wait for the bracket's decision as it did before the kill."""
+    for trial in bracket.current_trials():
+        if trial.status == Trial.PENDING and not bracket.continue_trial(trial) and trial not in bracket.trials_to_unpause:
+            tune_controller._set_trial_status(trial, Trial.PAUSED)
+
+
+class FullFidelityHyperBand(FullFidelity, HyperBandScheduler):
     pass
 
 
-class FullFidelityHyperBandForBOHB(_FullFidelity, HyperBandForBOHB):
+class FullFidelityHyperBandForBOHB(FullFidelity, HyperBandForBOHB):
     pass
 
 
@@ -108,8 +140,12 @@ def missing() -> list[str]:
     gone = [f"ray.tune.schedulers.HyperBandScheduler: {name}" for name in ("_create_bracket", "_get_r0", "_get_n0", "_s_max_1", "_time_attr")
             if not hasattr(HyperBandScheduler(max_t=9), name)]
     bracket = _Bracket(time_attr="t", max_trials=3, init_t_attr=3, max_t_attr=9, eta=3, s=1)
-    gone += [f"ray.tune.schedulers.hyperband._Bracket: {name}" for name in ("_r", "_n", "_cumul_r", "_halves", "_eta", "_max_t_attr")
+    gone += [f"ray.tune.schedulers.hyperband._Bracket: {name}" for name in ("_r", "_n", "_cumul_r", "_halves", "_eta", "_max_t_attr", "trials_to_unpause", "_live_trials")
              if not hasattr(bracket, name)]
+    from ray.tune.execution.tune_controller import TuneController
+
+    if not callable(getattr(TuneController, "_set_trial_status", None)):
+        gone.append("ray.tune.execution.tune_controller.TuneController: _set_trial_status")
     if not callable(getattr(PopulationBasedTraining, "_exploit", None)):
         gone.append("ray.tune.schedulers.PopulationBasedTraining: _exploit")
     return gone
