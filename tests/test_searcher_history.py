@@ -11,7 +11,8 @@ from ray import tune
 from ray.tune.experiment import Trial
 
 from dltune.ray_compat.optuna_search import FidelityAwareOptunaSearch
-from dltune.ray_compat.searcher_history import SearcherHistory, innermost, make_whole
+from dltune.ray_compat import innermost_searcher
+from dltune.ray_compat.searcher_history import SearcherHistory, make_whole
 
 SPACE = {"x": tune.uniform(-5.0, 5.0)}
 
@@ -117,4 +118,4 @@ def test_the_resume_says_what_it_found_and_leaves_unchecked_searchers_alone(tmp_
 
     bohb = TuneBOHB()
     bohb.set_search_properties("loss", "min", SPACE)
-    assert innermost(bohb) is bohb and make_whole(bohb, [_finished("a", run["config"], run["result"])]) is None
+    assert innermost_searcher(bohb) is bohb and make_whole(bohb, [_finished("a", run["config"], run["result"])]) is None

@@ -17,6 +17,8 @@ from optuna.trial import TrialState
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 
+from dltune.ray_compat import innermost_searcher
+
 
 class FidelityAwareOptunaSearch(OptunaSearch):
     """``pruner``: an Optuna pruner for the study, consulted by OptunaPruning (Ray's adapter
@@ -75,9 +77,7 @@ class OptunaPruning(FIFOScheduler):
     HyperbandPruner) run through Ray Tune, decided on each result before Tune goes on."""
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
-        searcher = tune_controller.search_alg.searcher
-        while not isinstance(searcher, FidelityAwareOptunaSearch) and hasattr(searcher, "searcher"):  # a ConcurrencyLimiter
-            searcher = searcher.searcher
+        searcher = innermost_searcher(tune_controller.search_alg)
         if not isinstance(searcher, FidelityAwareOptunaSearch):
             raise TypeError(f"OptunaPruning needs dltune's Optuna searcher, not {type(searcher).__name__}")
         return TrialScheduler.STOP if searcher.should_prune(trial.trial_id, result) else TrialScheduler.CONTINUE

@@ -33,6 +33,7 @@ import os
 import pickle
 import sys
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 from ray import cloudpickle
@@ -174,16 +175,15 @@ def readd_forgotten(scheduler: TrialScheduler, trials: list[Trial]) -> None:
     """ASHA and HyperBand forget a trial that failed for good; Tune resumes it (resume_errored), so
     it is added again (to HyperBand as a new trial, in a bracket with room). A HyperBand trial
     that never failed and is in no bracket was stopped by it (see ``in_bracket``'s caller)."""
+    forgotten: Callable[[Trial], bool]
+    if isinstance(scheduler, AsyncHyperBandScheduler):
+        forgotten = lambda trial: trial.trial_id not in scheduler._trial_info
+    elif isinstance(scheduler, HyperBandScheduler):
+        forgotten = lambda trial: trial.num_failures > 0 and not in_bracket(scheduler, trial)
+    else:
+        return
     for trial in trials:
-        if trial.status == Trial.TERMINATED:
-            continue
-        if isinstance(scheduler, AsyncHyperBandScheduler):
-            forgotten = trial.trial_id not in scheduler._trial_info
-        elif isinstance(scheduler, HyperBandScheduler):
-            forgotten = trial.num_failures > 0 and not in_bracket(scheduler, trial)
-        else:
-            return
-        if forgotten:
+        if trial.status != Trial.TERMINATED and forgotten(trial):
             scheduler.on_trial_add(None, trial)  # neither uses the controller
 
 

@@ -30,12 +30,7 @@ from ray.tune.experiment import Trial
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.utils import flatten_dict
 
-
-def innermost(search_alg: Any) -> Any:
-    """The searcher inside Tune's and dltune's wrappers (SearchGenerator, ConcurrencyLimiter, Repeater)."""
-    while hasattr(search_alg, "searcher"):
-        search_alg = search_alg.searcher
-    return search_alg
+from dltune.ray_compat import innermost_searcher
 
 
 def _optuna_lacks(searcher: OptunaSearch, trial: Trial) -> bool:
@@ -87,7 +82,7 @@ class SearcherHistory(Callback):
     """After a resume, makes the restored searcher's history whole at the first step (see above)."""
 
     def __init__(self, search_alg: Any, verbose: bool) -> None:
-        self.searcher = innermost(search_alg)
+        self.searcher = innermost_searcher(search_alg)
         self.verbose = verbose
         self.done = False
 
