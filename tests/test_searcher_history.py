@@ -10,8 +10,7 @@ from optuna.trial import TrialState
 from ray import tune
 from ray.tune.experiment import Trial
 
-from dltune.ray_compat.optuna_search import FidelityAwareOptunaSearch
-from dltune.ray_compat import innermost_searcher
+from dltune.ray_compat.optuna_search import FidelityAwareOptunaSearch, innermost_searcher
 from dltune.ray_compat.searcher_history import SearcherHistory, make_whole
 
 SPACE = {"x": tune.uniform(-5.0, 5.0)}

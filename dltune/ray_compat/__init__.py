@@ -120,13 +120,6 @@ def restored_callbacks(tuner: Any, callbacks: list[Any], kept: type) -> None:
     run_config.callbacks = [old[0] if isinstance(c, kept) and old else c for c in callbacks]
 
 
-def innermost_searcher(search_alg: Any) -> Any:
-    """The searcher inside Tune's and dltune's wrappers (SearchGenerator, ConcurrencyLimiter, Repeater)."""
-    while hasattr(search_alg, "searcher"):
-        search_alg = search_alg.searcher
-    return search_alg
-
-
 def restored_search_alg(tuner: Any) -> Any:
     """The search algorithm of a restored ``tuner``: the object Tune restores the saved searcher state into."""
     return tuner._local_tuner._tune_config.search_alg

@@ -17,7 +17,12 @@ from optuna.trial import TrialState
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from dltune.ray_compat import innermost_searcher
+
+def innermost_searcher(search_alg: Any) -> Any:
+    """The searcher inside Tune's and dltune's wrappers (SearchGenerator, ConcurrencyLimiter, Repeater)."""
+    while hasattr(search_alg, "searcher"):
+        search_alg = search_alg.searcher
+    return search_alg
 
 
 class FidelityAwareOptunaSearch(OptunaSearch):

@@ -30,7 +30,7 @@ from ray.tune.experiment import Trial
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.utils import flatten_dict
 
-from dltune.ray_compat import innermost_searcher
+from dltune.ray_compat.optuna_search import innermost_searcher
 
 
 def _optuna_lacks(searcher: OptunaSearch, trial: Trial) -> bool:
