@@ -7,7 +7,10 @@ Private names used (Ray 2.60), checked by ``dltune.ray_compat.missing()``:
   first budget to ``int(max_t * eta**-s)`` and multiplies by ``eta`` at each halving, so the
   last rung falls short of ``max_t`` unless ``max_t`` is a power of ``eta`` (52 epochs, eta 3:
   the brackets end at 52, 51, 45 and 27).
-- ``PopulationBasedTraining._exploit``: the one place an exploit happens.
+- ``PopulationBasedTraining._exploit``: the one place an exploit happens; and the controller's
+  ``_cached_trial_decisions``, reached through the ``_tune_controller`` of the wrapper Ray hands
+  its schedulers: a trial exploited while its pause-save was in flight keeps a STOP there that
+  ends it at its next checkpoint (docs/ray_upstream.md).
 - HyperBand's ``_trial_info``, a bracket's ``_live_trials`` and ``trials_to_unpause``, and the
   controller's ``_set_trial_status`` (which Ray hands its schedulers): after a resume, a trial
   held at its rung is PAUSED again, as PBT pauses its own, and one its bracket had stopped is
@@ -19,7 +22,7 @@ import math
 from typing import Any
 
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import HyperBandForBOHB, HyperBandScheduler, PopulationBasedTraining
+from ray.tune.schedulers import HyperBandForBOHB, HyperBandScheduler, PopulationBasedTraining, TrialScheduler
 from ray.tune.schedulers.hyperband import _Bracket
 
 
@@ -128,11 +131,27 @@ class AfterExploit:
     checkpoint and config, before it restarts."""
 
     def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
+        saving = trial.is_saving
         super()._exploit(tune_controller, trial, trial_to_clone)  # type: ignore[misc]
+        if saving:
+            forget_stop_after_save(tune_controller, trial)
         self.after_exploit(trial)
 
     def after_exploit(self, trial: Any) -> None:
         """The hook; PBT's own behaviour is unchanged unless a subclass fills it in."""
+
+
+def forget_stop_after_save(tune_controller: Any, trial: Any) -> None:
+    """Drop the STOP that Ray queued for ``trial`` to run once its save resolves.
+
+    An exploit pauses a trial still RUNNING; when that trial's pause-save is in flight (synchronous
+    PBT: it reached the perturbation point just before the trial that completes the set),
+    ``_schedule_trial_stop`` caches a STOP for after the save, then drops the save's future. The save
+    never resolves, so the STOP waits for the next one: the restarted trial's first checkpoint,
+    which ends it TERMINATED short of its last epoch."""
+    controller = getattr(tune_controller, "_tune_controller", tune_controller)  # past Ray's scheduler-facing wrapper
+    if controller._cached_trial_decisions.get(trial.trial_id) == TrialScheduler.STOP:
+        del controller._cached_trial_decisions[trial.trial_id]
 
 
 def missing() -> list[str]:
@@ -142,10 +161,14 @@ def missing() -> list[str]:
     bracket = _Bracket(time_attr="t", max_trials=3, init_t_attr=3, max_t_attr=9, eta=3, s=1)
     gone += [f"ray.tune.schedulers.hyperband._Bracket: {name}" for name in ("_r", "_n", "_cumul_r", "_halves", "_eta", "_max_t_attr", "trials_to_unpause", "_live_trials")
              if not hasattr(bracket, name)]
-    from ray.tune.execution.tune_controller import TuneController
+    from ray.tune.execution.tune_controller import TrialRunnerWrapper, TuneController
 
     if not callable(getattr(TuneController, "_set_trial_status", None)):
         gone.append("ray.tune.execution.tune_controller.TuneController: _set_trial_status")
     if not callable(getattr(PopulationBasedTraining, "_exploit", None)):
         gone.append("ray.tune.schedulers.PopulationBasedTraining: _exploit")
+    if "_cached_trial_decisions" not in TuneController.__init__.__code__.co_names:
+        gone.append("ray.tune.execution.tune_controller.TuneController: _cached_trial_decisions")
+    if "_tune_controller" not in TrialRunnerWrapper.__init__.__code__.co_names:
+        gone.append("ray.tune.execution.tune_controller.TrialRunnerWrapper: _tune_controller")
     return gone
