@@ -51,6 +51,7 @@ def test_each_searcher_completes_and_respects_num_samples(ray_cluster, tmp_path:
     assert sorted(r["trial_id"] for r in rows) == sorted(p.name for p in (tmp_path / searcher / "tensorboard").iterdir())
     assert len({r["trial_id"] for r in rows}) == expected
     assert result.summary["error"] == 0 and result.best_metric is not None
+    assert "will be ignored" not in (tmp_path / searcher / "ray.log").read_text()  # no setting dltune passed is dropped by Ray
     if searcher == "auto":
         assert (result.summary["searcher"], result.summary["scheduler"]) == ("optuna", "optuna_hyperband") and "multi-fidelity" in result.summary["reason"]
 

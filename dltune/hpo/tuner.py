@@ -120,6 +120,7 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
     from ray import tune
     from ray.tune import FailureConfig, RunConfig
     from ray.tune.logger import CSVLoggerCallback
+    from ray.tune.search import Searcher
     from ray.tune.stopper import CombinedStopper
 
     from dltune.hpo.stoppers import ComputeBudget, StopAtMissingMetric
@@ -179,16 +180,18 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
         rungs = algorithms.describe_rungs(scheduler, cfg) if verbose else None
         if rungs:
             print(rungs, flush=True)
+        search_alg = algorithms.build_searcher(plan.choice, cfg, plan.resources.concurrency)
         tuner = tune.Tuner(
             trainable,
             param_space=algorithms.param_space(plan.params, plan.choice),
             tune_config=tune.TuneConfig(
                 metric=cfg.tune.metric,
                 mode=cfg.tune.mode,
-                search_alg=algorithms.build_searcher(plan.choice, cfg, plan.resources.concurrency),
+                search_alg=search_alg,
                 scheduler=scheduler,
                 num_samples=cfg.tune.num_samples,
-                max_concurrent_trials=plan.resources.concurrency,
+                # Tune wraps a Searcher in its ConcurrencyLimiter; a variant generator holds its own limit, and Tune would log it ignored
+                max_concurrent_trials=plan.resources.concurrency if isinstance(search_alg, Searcher) else None,
                 time_budget_s=cfg.tune.time_budget_s or None,
                 reuse_actors=cfg.tune.reuse_actors and not plan.resources.uses_train_controller,
             ),
