@@ -63,18 +63,23 @@ def test_scheduler_decisions_match_the_replay_of_the_full_history(tmp_path: Path
 
 @pytest.mark.slow
 @pytest.mark.ray
-@pytest.mark.parametrize(("scheduler", "name", "said"), [
-    (["tune.scheduler=median", "tune.grace_period=1", "tune.num_samples=8", "tune.searcher=optuna"], "MedianStoppingRule", RESTORED),
+@pytest.mark.parametrize(("scheduler", "name", "said", "searcher"), [
+    (["tune.scheduler=median", "tune.grace_period=1", "tune.num_samples=8", "tune.searcher=optuna"], "MedianStoppingRule", RESTORED,
+     "FidelityAwareOptunaSearch"),
+    (["tune.scheduler=median", "tune.grace_period=1", "tune.num_samples=8", "tune.searcher=hyperopt"], "MedianStoppingRule", RESTORED,
+     "HyperOptSearch"),
+    ([*HYPERBAND, "tune.searcher=bohb"], "FullFidelityHyperBandForBOHB", RESTORED, "RecordingBOHB"),
     (["tune.scheduler=pbt", "tune.perturbation_interval=2", "tune.num_samples=4", "tune.max_concurrent_trials=2"], "SafePBT",
-     "population starts afresh"),
-], ids=["median", "pbt"])
-def test_a_resumed_search_puts_its_scheduler_back_as_it_was_saved(tmp_path: Path, user_root: Path, scheduler: list[str], name: str, said: str) -> None:
+     "population starts afresh", None),
+], ids=["median-optuna", "median-hyperopt", "hyperband-bohb", "pbt"])
+def test_a_resumed_search_puts_its_scheduler_back_as_it_was_saved(tmp_path: Path, user_root: Path, scheduler: list[str], name: str, said: str,
+                                                                  searcher: str | None) -> None:
     exp = tmp_path / "k"
     resumed = _killed_and_resumed([*SIMULATED, *scheduler, f"output.dir={tmp_path}"], exp, user_root, reported=3)
     if said == RESTORED:
         assert f"{name} {RESTORED}" in resumed.stdout and "warning: resume" not in resumed.stderr, (resumed.stdout[-2000:], resumed.stderr[-2000:])
-        # the Optuna study was checked against the trials that had finished (searcher_history's unit tests make one whole)
-        assert re.search(r"resume: FidelityAwareOptunaSearch knows all [1-9]\d* trials that had finished", resumed.stdout), resumed.stdout[-2000:]
+        # the searcher was checked against the trials that had finished (searcher_history's unit tests make one whole)
+        assert re.search(rf"resume: {searcher} knows all [1-9]\d* trials that had finished", resumed.stdout), resumed.stdout[-2000:]
     else:  # not restored, and the resume says so
         assert f"warning: resume: {name}'s {said}" in resumed.stderr and RESTORED not in resumed.stdout, resumed.stderr[-2000:]
 

@@ -2,6 +2,7 @@
 finished trials it lacks: the Optuna study and BlendSearch's results end as if nothing was lost."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,83 @@ def test_a_restored_blendsearch_is_told_the_configs_that_ended_after_its_save(tm
     assert make_whole(restored, trials) == (3, 0)
 
 
+def _killed_and_restored(make: Callable[[], Any], run: Callable[..., tuple[dict[str, Any], dict[str, Any]]],
+                         tmp_path: Path) -> tuple[Any, Any, list[Trial]]:
+    """A searcher whose driver died after its last save, the one restored from that save, and the
+    trials the experiment state has as finished: "a" ended before the save, "b" was suggested before
+    it and ended after, "d" was suggested and ended after it; "c" was running when the driver died."""
+    killed = make()
+    runs = {"a": run(killed, "a")}
+    b_config = killed.suggest("b")
+    killed.suggest("c")
+    killed.save(str(tmp_path / "searcher.pkl"))
+    runs["b"] = run(killed, "b", b_config)
+    runs["d"] = run(killed, "d")
+    restored = make()
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    return killed, restored, [_finished(tid, config, result) for tid, (config, result) in runs.items()]
+
+
+def test_a_restored_hyperopt_search_is_told_the_trials_that_ended_after_its_save(tmp_path: Path) -> None:
+    from hyperopt.base import JOB_STATE_DONE, spec_from_misc
+    from ray.tune.search.hyperopt import HyperOptSearch
+
+    space = {**SPACE, "act": tune.choice(["relu", "tanh", "gelu"])}
+
+    def hyperopt() -> HyperOptSearch:
+        searcher = HyperOptSearch(random_state_seed=0)
+        searcher.set_search_properties("loss", "min", space)
+        return searcher
+
+    def run(searcher: HyperOptSearch, trial_id: str, config: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        config = config or searcher.suggest(trial_id)
+        result = {"loss": (config["x"] - 1.0) ** 2 + len(config["act"]), "epoch": 1}
+        searcher.on_trial_complete(trial_id, result)
+        return config, result
+
+    def evaluated(searcher: HyperOptSearch) -> list[tuple[float, str, float]]:
+        acts = ["relu", "tanh", "gelu"]
+        return sorted((spec["x"], acts[spec["act"]], doc["result"]["loss"]) for doc in searcher._hpopt_trials.trials
+                      if doc["state"] == JOB_STATE_DONE for spec in [spec_from_misc(doc["misc"])])
+
+    killed, restored, trials = _killed_and_restored(hyperopt, run, tmp_path)
+    assert len(evaluated(restored)) == 1
+
+    assert make_whole(restored, trials) == (3, 2)
+    assert evaluated(restored) == evaluated(killed) and len(evaluated(killed)) == 3  # b heard by id, d added, choices by index
+    assert "c" in restored._live_trial_mapping
+    assert make_whole(restored, trials) == (3, 0)
+    assert set(restored.suggest("e")) == {"x", "act"}  # TPE goes on over the history it was given
+
+
+def test_a_restored_bohb_is_told_the_trials_that_ended_after_its_save(tmp_path: Path) -> None:
+    from dltune.ray_compat.searcher_history import RecordingBOHB
+
+    def bohb() -> RecordingBOHB:
+        searcher = RecordingBOHB(time_attr="epoch", seed=0)
+        searcher.set_search_properties("loss", "min", {**SPACE, "act": tune.choice(["relu", "tanh"])})
+        return searcher
+
+    def run(searcher: RecordingBOHB, trial_id: str, config: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        config = config or searcher.suggest(trial_id)
+        result = {"loss": (config["x"] - 1.0) ** 2, "epoch": 3}
+        searcher.on_trial_result(trial_id, {**result, "hyperband_info": {"budget": 3}})  # what HyperBandForBOHB hands it at rung 3
+        searcher.on_trial_complete(trial_id, result)
+        return config, result  # the trial's last result, as the experiment state keeps it
+
+    def model(searcher: RecordingBOHB) -> list[tuple[list[float], float]]:
+        return sorted((list(c), loss) for c, loss in zip(searcher.bohber.configs[3], searcher.bohber.losses[3]))
+
+    killed, restored, trials = _killed_and_restored(bohb, run, tmp_path)
+    assert restored.heard == {"a"} and len(model(restored)) == 1
+
+    assert make_whole(restored, trials) == (3, 2)
+    assert restored.heard == killed.heard == {"a", "b", "d"}
+    assert model(restored) == model(killed) and len(model(killed)) == 3  # b by the params it kept, d by its config
+    assert set(restored.trial_to_params) == {"c"}  # still running: Tune resumes it and tells its end
+    assert make_whole(restored, trials) == (3, 0)
+
+
 def test_the_resume_says_what_it_found_and_leaves_unchecked_searchers_alone(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.bohb import TuneBOHB
@@ -115,6 +193,6 @@ def test_the_resume_says_what_it_found_and_leaves_unchecked_searchers_alone(tmp_
     assert capsys.readouterr().err == ("dltune: warning: resume: FidelityAwareOptunaSearch's saved state lacked 1 of the 1 trials that had "
                                        "finished; they were told to it with their last results\n")
 
-    bohb = TuneBOHB()
+    bohb = TuneBOHB()  # Ray's own, which keeps no record of the trials it heard end
     bohb.set_search_properties("loss", "min", SPACE)
     assert innermost_searcher(bohb) is bohb and make_whole(bohb, [_finished("a", run["config"], run["result"])]) is None

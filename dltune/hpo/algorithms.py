@@ -217,10 +217,10 @@ def _flaml(choice: Choice, cfg: Config, concurrency: int) -> Any:
 
 
 def _bohb(choice: Choice, cfg: Config, concurrency: int) -> Any:
-    from ray.tune.search.bohb import TuneBOHB
+    from dltune.ray_compat.searcher_history import RecordingBOHB
 
     t = cfg.tune
-    return _construct("tune.searcher", TuneBOHB, {"seed": t.seed, **t.searcher_kwargs})
+    return _construct("tune.searcher", RecordingBOHB, {"time_attr": TIME_ATTR, "seed": t.seed, **t.searcher_kwargs})
 
 
 SEARCHERS: dict[str, Callable[[Choice, Config, int], Any]] = {
