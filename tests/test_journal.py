@@ -44,18 +44,26 @@ def test_the_journal_and_report_html_are_live_while_the_search_runs_and_whole_af
     journal, page = exp / "study.journal", exp / "report.html"
     seen_running: list[int] = []
     live_pages: list[str] = []
+    watch_errors: list[BaseException] = []
     done = threading.Event()
 
     def watch() -> None:  # as optuna-dashboard and a browser would: read the files while the driver writes them
-        while not done.is_set():
-            if not (exp / "summary.json").exists():
-                if journal.exists():
-                    reported = [t for t in _study(journal).trials if t.state == TrialState.RUNNING and t.intermediate_values]
-                    if reported:
-                        seen_running.append(len(reported))
-                if page.exists():
-                    live_pages.append(page.read_text())
-            time.sleep(0.3)
+        try:
+            while not done.is_set():
+                if not (exp / "summary.json").exists():
+                    if journal.exists():
+                        try:
+                            study = _study(journal)
+                        except KeyError:  # the file is there, the study's first entry not yet: as for a dashboard, no study yet
+                            study = None
+                        reported = [t for t in study.trials if t.state == TrialState.RUNNING and t.intermediate_values] if study else []
+                        if reported:
+                            seen_running.append(len(reported))
+                    if page.exists():
+                        live_pages.append(page.read_text())
+                time.sleep(0.3)
+        except BaseException as exc:  # noqa: BLE001 - failed the test below, not lost with the thread
+            watch_errors.append(exc)
 
     watcher = threading.Thread(target=watch)
     watcher.start()
@@ -67,6 +75,7 @@ def test_the_journal_and_report_html_are_live_while_the_search_runs_and_whole_af
     finally:
         done.set()
         watcher.join()
+    assert not watch_errors, watch_errors
     assert seen_running, "no running trial with reports was ever read from the journal"
     # report.html was rewritten during the search: whole pages (each written at once), of a running search with trials
     assert live_pages, "report.html never appeared while the search ran"
