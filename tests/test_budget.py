@@ -101,6 +101,29 @@ def test_a_resumed_searchs_clock_goes_on_from_the_time_its_killed_drivers_ran(tm
     assert pickle.loads(pickle.dumps(resumed.get_state()))["elapsed_s"] == 45.0  # and a second kill keeps both
 
 
+def test_a_resumed_searchs_progress_keeps_the_best_found_before_the_kill(tmp_path: Path) -> None:
+    import io
+    from types import SimpleNamespace
+
+    from ray.tune.experiment import Trial
+
+    from dltune.hpo import monitor
+
+    def searched(state: dict | None, trial_id: str, loss: float) -> monitor.SearchMonitor:
+        watcher = monitor.SearchMonitor("loss", "min", str(tmp_path / trial_id), 60.0, 4, verbose=True, stream=io.StringIO())
+        if state is not None:
+            watcher.set_state(state)
+        trial = SimpleNamespace(trial_id=trial_id, config={"x": loss}, status=Trial.RUNNING)
+        watcher.on_trial_result(1, [trial], trial, {"epoch": 1, "loss": loss})
+        watcher.on_trial_complete(1, [trial], trial)
+        return watcher
+
+    killed = searched(None, "a", 0.25)
+    resumed = searched(pickle.loads(pickle.dumps(killed.get_state())), "b", 0.5)  # a worse trial after the resume
+    assert (resumed.best_value, resumed.best_trial, resumed.trial_best) == (0.25, "a", {"a": 0.25, "b": 0.5})
+    assert "best loss 0.2500 (x=0.25)" in resumed.out.getvalue().splitlines()[-1]
+
+
 @pytest.mark.slow
 @pytest.mark.ray
 @pytest.mark.parametrize(("overrides", "line"), [

@@ -3,14 +3,18 @@ HyperBand search makes the decisions the full history does, and every stateful s
 back at the step of the experiment state it resumes from."""
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from asha_replay import replay_asha, replay_hyperband
-from conftest import kill_search_when, run_cli, trial_results
+from conftest import ROOT, kill_search_when, run_cli, trial_results
 
 # one trial at a time, each epoch half a second: the order results reach the scheduler is the trials' order
 SIMULATED = ["tune", "configs/quickstart_tune.yaml", "train.fn=byo_user.train:simulated", "tune.space={params.x: {uniform: [-5.0, 5.0]}}",
@@ -68,26 +72,68 @@ def test_scheduler_decisions_match_the_replay_of_the_full_history(tmp_path: Path
 
 @pytest.mark.slow
 @pytest.mark.ray
-@pytest.mark.parametrize(("scheduler", "name", "said", "searcher"), [
-    (["tune.scheduler=median", "tune.grace_period=1", "tune.num_samples=8", "tune.searcher=optuna"], "MedianStoppingRule", RESTORED,
-     "FidelityAwareOptunaSearch"),
-    (["tune.scheduler=median", "tune.grace_period=1", "tune.num_samples=8", "tune.searcher=hyperopt"], "MedianStoppingRule", RESTORED,
-     "HyperOptSearch"),
-    ([*HYPERBAND, "tune.searcher=bohb"], "FullFidelityHyperBandForBOHB", RESTORED, "RecordingBOHB"),
-    (["tune.scheduler=pbt", "tune.perturbation_interval=2", "tune.num_samples=4", "tune.max_concurrent_trials=2"], "SafePBT",
-     "population starts afresh", None),
+@pytest.mark.parametrize(("scheduler", "name", "searcher"), [
+    (["tune.scheduler=median", "tune.grace_period=1", "tune.num_samples=8", "tune.searcher=optuna"], "MedianStoppingRule", "FidelityAwareOptunaSearch"),
+    (["tune.scheduler=median", "tune.grace_period=1", "tune.num_samples=8", "tune.searcher=hyperopt"], "MedianStoppingRule", "HyperOptSearch"),
+    ([*HYPERBAND, "tune.searcher=bohb"], "FullFidelityHyperBandForBOHB", "RecordingBOHB"),
+    (["tune.scheduler=pbt", "tune.perturbation_interval=2", "tune.num_samples=4", "tune.max_concurrent_trials=2"], "SafePBT", None),
 ], ids=["median-optuna", "median-hyperopt", "hyperband-bohb", "pbt"])
-def test_a_resumed_search_puts_its_scheduler_back_as_it_was_saved(tmp_path: Path, user_root: Path, scheduler: list[str], name: str, said: str,
+def test_a_resumed_search_puts_its_scheduler_back_as_it_was_saved(tmp_path: Path, user_root: Path, scheduler: list[str], name: str,
                                                                   searcher: str | None) -> None:
     exp = tmp_path / "k"
     # the searcher check needs a trial that had finished: under HyperBand three reports can all be paused at a rung
     resumed = _killed_and_resumed([*SIMULATED, *scheduler, f"output.dir={tmp_path}"], exp, user_root, reported=3, finished=int(searcher is not None))
-    if said == RESTORED:
-        assert f"{name} {RESTORED}" in resumed.stdout and "warning: resume" not in resumed.stderr, (resumed.stdout[-2000:], resumed.stderr[-2000:])
-        # the searcher was checked against the trials that had finished (searcher_history's unit tests make one whole)
+    assert f"{name} {RESTORED}" in resumed.stdout and "warning: resume" not in resumed.stderr, (resumed.stdout[-2000:], resumed.stderr[-2000:])
+    if searcher:  # the searcher was checked against the trials that had finished (searcher_history's unit tests make one whole)
         assert re.search(rf"resume: {searcher} knows all [1-9]\d* trials that had finished", resumed.stdout), resumed.stdout[-2000:]
-    else:  # not restored, and the resume says so
-        assert f"warning: resume: {name}'s {said}" in resumed.stderr and RESTORED not in resumed.stdout, resumed.stderr[-2000:]
+    if name == "SafePBT":  # PBT stops no trial: each trains to the last epoch
+        assert all(h[-1]["epoch"] == 9 for h in trial_results(exp).values())
+
+
+# Put on the driver's path ahead of everything: once EXP has REPORTED trials with results, the driver
+# and the Ray it started are SIGKILLed at the next rename of a callback state's temp file into place,
+# the temp file written and the experiment state of its step saved before it.
+KILL_AT_SCHEDULER_SAVE = """
+import os, signal, sys
+
+def _ready(exp, reported):
+    try:
+        return sum(os.path.getsize(os.path.join(exp, d, "result.json")) > 0 for d in os.listdir(exp)
+                   if os.path.isfile(os.path.join(exp, d, "result.json"))) >= reported
+    except OSError:
+        return False
+
+def _hook(event, args):
+    if event == "os.rename" and "-tmp-callback-states-" in os.fspath(args[0]) and _ready(*_WHEN):
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+if os.environ.get("KILL_AT_SCHEDULER_SAVE"):
+    _WHEN = (os.environ["KILL_AT_SCHEDULER_SAVE"], int(os.environ["KILL_AFTER_REPORTED"]))
+    sys.addaudithook(_hook)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_driver_killed_while_saving_the_scheduler_state_resumes_from_the_last_whole_one(tmp_path: Path, user_root: Path) -> None:
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(KILL_AT_SCHEDULER_SAVE)
+    exp = tmp_path / "k"
+    args = [*SIMULATED, "tune.scheduler=asha", "tune.grace_period=1", "tune.reduction_factor=3", "tune.num_samples=6", f"output.dir={tmp_path}"]
+    env = dict(os.environ, TUNE_GLOBAL_CHECKPOINT_S="1", RAY_ADDRESS="", OMP_NUM_THREADS="1", PYTHONPATH=f"{hook}{os.pathsep}{user_root}",
+               KILL_AT_SCHEDULER_SAVE=str(exp), KILL_AFTER_REPORTED="3")
+    killed = subprocess.run([sys.executable, "-m", "dltune", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+                            start_new_session=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    staging = json.loads((exp / "driver_staging.json").read_text())["staging_dir"]
+    assert list(Path(staging).glob(".*-tmp-callback-states-*.pkl")), "the kill came before the temp file was whole"
+    resumed = run_cli(*args, "--resume", env={"RAY_ADDRESS": "", "PYTHONPATH": str(user_root), "TUNE_GLOBAL_CHECKPOINT_S": "1"})
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    said = re.search(r"AsyncHyperBandScheduler restored as it was at step (\d+), the last whole save before the experiment state's step (\d+)",
+                     resumed.stderr)
+    assert said and int(said[1]) < int(said[2]), (resumed.stdout[-2000:], resumed.stderr[-2000:])
+    assert len(trial_results(exp)) == 6 and (exp / "summary.json").exists()
 
 
 def _hyperband_with_trials(ids: list[str]) -> tuple[object, list]:
@@ -140,24 +186,27 @@ def test_a_scheduler_that_cannot_be_saved_leaves_the_search_running_and_says_so(
     assert capsys.readouterr().err.count("Locked's state cannot be saved") == 1
 
 
-def test_only_the_snapshot_of_the_experiment_states_step_is_put_back(capsys: pytest.CaptureFixture) -> None:
+def test_the_snapshot_of_the_experiment_states_step_is_put_back_or_the_last_whole_one_before_it(capsys: pytest.CaptureFixture) -> None:
     from ray.tune.experiment import Trial
     from ray.tune.schedulers import MedianStoppingRule
 
-    from dltune.ray_compat.scheduler_state import SchedulerState
+    from dltune.ray_compat.scheduler_state import RESTORED, SchedulerState
 
     trials = [Trial("t", stub=True, trial_id=f"m_{i:05d}") for i in range(3)]
     keeper = SchedulerState(MedianStoppingRule(time_attr="epoch", metric="loss", mode="min"), verbose=True)
     keeper.on_step_begin(5, trials)
     keeper.scheduler._stopped_trials.add(trials[0])
     saved = keeper.get_state()
-    for step, restored in ((6, False), (5, True)):  # step 6: Ray saved a newer experiment state, then died before this one
+    # 5: its own step; 6: Ray saved a newer experiment state, then died before renaming this one into place;
+    # 4: a copy carried this state but not the experiment state saved with it
+    for step, restored, said in ((5, True, RESTORED), (6, True, "restored as it was at step 5, the last whole save before the experiment state's step 6"),
+                                 (4, False, "no saved state of MedianStoppingRule matches the experiment state (step 4) or precedes it")):
         resumed = SchedulerState(MedianStoppingRule(time_attr="epoch", metric="loss", mode="min"), verbose=True)
         resumed.set_state(saved)
         resumed.on_step_begin(step, trials)
         assert (trials[0] in resumed.scheduler._stopped_trials) is restored
         out = capsys.readouterr()
-        assert ("restored as it was" in out.out) is restored and ("matches the experiment state (step 6)" in out.err) is not restored
+        assert said in (out.out if said == RESTORED else out.err), out
 
 
 def test_asha_takes_back_a_trial_it_dropped_when_it_failed() -> None:
@@ -175,3 +224,74 @@ def test_asha_takes_back_a_trial_it_dropped_when_it_failed() -> None:
     restore(fresh, *snapshot(saved), trials)
     readd_forgotten(fresh, trials)  # Tune resumes the errored trial: it reports again
     assert fresh.on_trial_result(None, trials[1], {"epoch": 1, "loss": 0.5}) == "CONTINUE"
+
+
+class _Controller:
+    """What PBT asks of Tune's controller while it judges results: the trials, and a save or a pause."""
+
+    search_alg = None
+
+    def __init__(self, trials: list) -> None:
+        self.trials = trials
+
+    def get_trials(self) -> list:
+        return self.trials
+
+    get_live_trials = get_trials
+
+    def _schedule_trial_save(self, trial: object, result: dict) -> object:
+        from ray.tune import Checkpoint
+
+        return Checkpoint(f"/checkpoints/{trial.trial_id}/{result['epoch']}")
+
+    def pause_trial(self, trial: object, should_checkpoint: bool = True) -> None:
+        trial.status = trial.PAUSED
+
+
+def _population(ids: list[str], epochs: int, kind: str = "pbt") -> tuple[object, list]:
+    """PBT (or PB2) over four trials, each having reported ``epochs`` epochs, the first the worst."""
+    import random
+
+    import numpy as np
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import PopulationBasedTraining
+    from ray.tune.schedulers.pb2 import PB2
+
+    random.seed(0)
+    np.random.seed(0)
+    common = {"time_attr": "epoch", "metric": "loss", "mode": "min", "perturbation_interval": 2, "log_config": False}
+    pbt = PopulationBasedTraining(hyperparam_mutations={"x": [1, 2, 3]}, **common) if kind == "pbt" else PB2(hyperparam_bounds={"x": [1.0, 3.0]}, **common)
+    trials = [Trial("t", config={"x": 1}, stub=True, trial_id=i) for i in ids]
+    controller = _Controller(trials)
+    for trial in trials:
+        trial.status = Trial.RUNNING
+        pbt.on_trial_add(controller, trial)
+    for epoch in range(1, epochs + 1):
+        for rank, trial in enumerate(trials):
+            if trial.status == Trial.RUNNING:
+                pbt.on_trial_result(controller, trial, {"epoch": epoch, "loss": 10.0 * (4 - rank) - epoch, "training_iteration": epoch})
+    return pbt, trials
+
+
+def _population_state(pbt: object) -> dict:
+    states = {t.trial_id: (s.last_perturbation_time, s.last_train_time, s.last_score, s.last_checkpoint and s.last_checkpoint.path)
+              for t, s in pbt._trial_state.items()}
+    lower, upper = pbt._quantiles()
+    history = pbt.data.to_dict("records") if hasattr(pbt, "data") else None  # PB2's results, which its GP is fitted on
+    return {"trials": states, "quantiles": ([t.trial_id for t in lower], [t.trial_id for t in upper]), "perturbations": pbt._num_perturbations,
+            "pb2": history}
+
+
+@pytest.mark.parametrize("kind", ["pbt", "pb2"])
+def test_pbts_population_comes_back_with_its_perturbation_times_and_quantiles(kind: str) -> None:
+    from dltune.ray_compat.scheduler_state import restore, snapshot
+
+    ids = [f"p_{i:05d}" for i in range(4)]
+    saved, _ = _population(ids, epochs=5, kind=kind)
+    before = _population_state(saved)
+    assert before["perturbations"] >= 1 and {t[0] for t in before["trials"].values()} >= {4}  # it has perturbed, and exploited
+    fresh, resumed = _population(list(reversed(ids)), epochs=0, kind=kind)  # the resumed trials, re-added in another order
+    restore(fresh, *snapshot(saved), resumed)
+    assert _population_state(fresh) == before != _population_state(_population(ids, epochs=0, kind=kind)[0])
+    by_id = {t.trial_id: t for t in resumed}
+    assert all(trial is by_id[trial.trial_id] for trial in fresh._trial_state)

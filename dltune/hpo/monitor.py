@@ -85,12 +85,15 @@ class SearchMonitor(Callback):
             self.out.write("\n")
 
     def get_state(self) -> dict[str, Any]:
-        """Saved with the experiment: a resumed search's clock and progress go on from the spend so far."""
-        return {"elapsed_s": self.elapsed(), **({"costs": dict(self.costs)} if self.budget is not None else {})}
+        """Saved with the experiment: a resumed search's clock, progress and best so far go on from the killed driver's."""
+        best = {"best": (self.best_value, self.best_config, self.best_trial), "trial_best": dict(self.trial_best)}
+        return {"elapsed_s": self.elapsed(), **best, **({"costs": dict(self.costs)} if self.budget is not None else {})}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.costs = dict(state.get("costs", {}))
         self.spent_before = float(state.get("elapsed_s", 0.0))
+        self.best_value, self.best_config, self.best_trial = state.get("best", (None, {}, ""))
+        self.trial_best = dict(state.get("trial_best", {}))
 
     def elapsed(self) -> float:
         """Seconds the search has run, in every driver it had (time between a kill and its resume not counted)."""

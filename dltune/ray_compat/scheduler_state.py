@@ -10,21 +10,25 @@ temp file renamed into place) and hands it back on resume, before any trial runs
 snapshot is:
 - for a scheduler with its own save/restore (ASHA), what it saves;
 - for any other, its attributes, pickled with each Trial as its id (the resumed trials are new
-  objects) and the scheduler as itself (a budget function may close over it).
+  objects), the scheduler as itself (a budget function may close over it), and a PBT save still
+  in flight as the checkpoint it had resolved to, or none (PBT then skips that donor once, as it
+  does for a save that resolved to nothing).
 
 Each snapshot is tagged with the controller step it was taken in, which Ray's experiment state
 records too. The last two are kept, so a sync that copied this file and not the experiment
 state still finds the snapshot matching the experiment state's step.
 
-Only the snapshot of the experiment state's own step is put back. Tune brings the trials a
-HyperBand bracket held paused at a rung back as pending, on which a restored bracket fails;
-dltune's HyperBand (``FullFidelity``) pauses them again before Tune can start one, so its
-brackets are restored, and a plugin HyperBand's start afresh. PBT's (and PB2's) population is
-not put back: put back, it failed a resumed search in Tune's controller. What starts afresh,
-the resume says so.
+The snapshot of the experiment state's own step is put back. A driver killed after Ray wrote
+the experiment state and before it renamed this state into place leaves the previous whole
+save: its newest snapshot, of an earlier step, is put back then, with a warning line (the
+results reported in between are in neither). Tune brings the trials a HyperBand bracket held
+paused at a rung back as pending, on which a restored bracket fails; dltune's HyperBand
+(``FullFidelity``) pauses them again before Tune can start one, so its brackets are restored,
+and a plugin HyperBand's start afresh, which the resume says.
 
-Private name used (Ray 2.60), checked by ``dltune.ray_compat.missing()``: ASHA's and
-HyperBand's ``_trial_info``, the trials each knows (both drop one that failed).
+Private names used (Ray 2.60), checked by ``dltune.ray_compat.missing()``: ASHA's and
+HyperBand's ``_trial_info``, the trials each knows (both drop one that failed);
+``ray.train._internal.session._FutureTrainingResult`` and its ``resolve``, a save PBT keeps.
 """
 from __future__ import annotations
 
@@ -39,11 +43,13 @@ from typing import Any
 from ray import cloudpickle
 from ray.tune import Callback
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler, PopulationBasedTraining, TrialScheduler
+from ray.train._internal import session as train_session
+from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler, TrialScheduler
 
 from dltune.ray_compat.schedulers import FullFidelity, in_bracket
 
 KEPT = 2
+RESTORED = "restored as it was at the last saved step"
 OWN_SAVE, ATTRIBUTES = "save", "attributes"
 
 
@@ -61,6 +67,9 @@ class _Pickler(cloudpickle.Pickler):
             return ("scheduler",)
         if isinstance(obj, Trial):
             return ("trial", obj.trial_id)
+        if isinstance(obj, train_session._FutureTrainingResult):  # a PBT save in flight outlives no driver: what it saved, if it has
+            saved = obj.resolve(block=False)
+            return ("checkpoint", saved.checkpoint if saved else None)
         return None
 
 
@@ -72,6 +81,8 @@ class _Unpickler(pickle.Unpickler):
     def persistent_load(self, pid: Any) -> Any:
         if pid[0] == "scheduler":
             return self.scheduler
+        if pid[0] == "checkpoint":
+            return pid[1]
         if pid[1] not in self.trials:  # ("trial", id)
             raise LookupError(f"it names trial {pid[1]}, which the experiment state does not have")
         return self.trials[pid[1]]
@@ -147,27 +158,30 @@ class SchedulerState(Callback):
         if afresh:
             _warn(f"{name}'s {afresh}")
             return
-        matching = [s for s in self.snapshots if s[0] == step]
-        if not matching:  # none, or the driver died between saving the experiment state and this one
-            _warn(f"no saved state of {name} matches the experiment state (step {step}): it starts afresh")
+        # the experiment state's own step; else the newest before it: the driver died after saving
+        # the experiment state and before this state's rename (a newer one belongs to no saved trials)
+        usable = [s for s in self.snapshots if s[0] <= step]
+        if not usable:
+            _warn(f"no saved state of {name} matches the experiment state (step {step}) or precedes it: it starts afresh")
             return
-        _, kind, data = matching[-1]
+        saved_at, kind, data = usable[-1]
         try:
             restore(self.scheduler, kind, data, trials)
         except Exception as e:  # a state this scheduler cannot take back: say so rather than half-restore it
             _warn(f"the saved state of {name} could not be restored ({type(e).__name__}: {e}); it starts afresh")
             return
         readd_forgotten(self.scheduler, trials)
-        if self.verbose:
-            print(f"resume: {name} restored as it was at the last saved step ({step})", flush=True)
+        if saved_at < step:
+            _warn(f"{name} restored as it was at step {saved_at}, the last whole save before the experiment state's step {step} "
+                  "(the driver died while saving it): results reported in between are not in it")
+        elif self.verbose:
+            print(f"resume: {name} {RESTORED} ({step})", flush=True)
 
 
 def starts_afresh(scheduler: TrialScheduler) -> str | None:
     """Why this scheduler is not restored on a resume, or None where it is."""
     if isinstance(scheduler, HyperBandScheduler) and not isinstance(scheduler, FullFidelity):
         return "brackets start afresh: the trials they held paused at a rung come back pending, which a restored bracket cannot take"
-    if isinstance(scheduler, PopulationBasedTraining):  # PB2 too
-        return "population starts afresh: put back onto the resumed trials, it failed a resumed search in Tune's controller"
     return None
 
 
@@ -194,4 +208,5 @@ def _warn(text: str, topic: str = "resume: ") -> None:
 def missing() -> list[str]:
     """What of the above the installed Ray lacks, each as 'where: name'."""
     schedulers = (AsyncHyperBandScheduler(time_attr="t", metric="m", mode="max", max_t=9), HyperBandScheduler(time_attr="t", metric="m", mode="max", max_t=9))
-    return [f"ray.tune.schedulers.{type(s).__name__}: _trial_info" for s in schedulers if not isinstance(getattr(s, "_trial_info", None), dict)]
+    gone = [] if callable(getattr(getattr(train_session, "_FutureTrainingResult", None), "resolve", None)) else ["ray.train._internal.session._FutureTrainingResult: resolve"]
+    return gone + [f"ray.tune.schedulers.{type(s).__name__}: _trial_info" for s in schedulers if not isinstance(getattr(s, "_trial_info", None), dict)]
