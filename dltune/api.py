@@ -60,7 +60,7 @@ def train(config: str | Config | None = None, overrides: Sequence[str] = (), *, 
 def tune(config: str | Config | None = None, overrides: Sequence[str] = (), *, resume: bool = False, overwrite: bool = False,
          verbose: bool = True, fn: TrainFn | None = None) -> Any:
     """Run the search in the config's tune section over trials of train.fn (or ``fn``);
-    returns a dltune.hpo.tuner.TuneResult."""
+    returns a dltune.hpo.outputs.TuneResult."""
     from dltune.hpo.search_plan import preflight
 
     cfg = preflight(_config(config, overrides), fn)  # bad input is refused before Ray is even imported

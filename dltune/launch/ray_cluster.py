@@ -66,3 +66,17 @@ def worker_resources(cfg: Config) -> dict[str, float]:
     if cfg.scaling.avoid_head:
         res[HEAD_AVOIDING_RESOURCE] = 0.001
     return res
+
+
+def usable_resources(avoid_head: bool) -> dict[str, float]:
+    """What trials may use: the whole cluster, or with avoid_head only the nodes that offer 'worker_node'."""
+    import ray
+
+    if not avoid_head:
+        return {k: float(v) for k, v in ray.cluster_resources().items()}
+    total: dict[str, float] = {}
+    for node in ray.nodes():
+        if node["Alive"] and HEAD_AVOIDING_RESOURCE in node["Resources"]:
+            for key, value in node["Resources"].items():
+                total[key] = total.get(key, 0.0) + float(value)
+    return total
