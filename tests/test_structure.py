@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "dltune"
-RAY_PRIVATE = re.compile(r"ray\._private|_internal|\._[a-z]+_checkpoint|_experiment_analysis|\b_exploit\(|_Bracket|_ot_(trials|study)|_completed_trials")
+RAY_PRIVATE = re.compile(r"ray\._private|_internal|\._[a-z]+_checkpoint|_experiment_analysis|\b_exploit\(|_Bracket|_ot_(trials|study)|_completed_trials"
+                         r"|current_checkpoint_index|experiment_driver_staging_path|trial_dir_name|init_local_path|checkpoint_manager|_use_ray")
 
 
 def _modules() -> dict[str, Path]:

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from conftest import kill_search_when, pbt_exploits as _pbt_exploits, run_cli, trial_results as _trial_results
+from ray_stubs import stub_trial
 from dltune.api import tune as tune_api
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -166,15 +167,13 @@ def _journal(exp: Path):
 
 def _trial_with_checkpoint(storage_dir: Path, experiment: str, checkpoint_dir: Path):
     """A real Tune trial (not running) whose latest checkpoint is ``checkpoint_dir``."""
-    from ray.train._internal.session import _TrainingResult
-    from ray.train._internal.storage import StorageContext
     from ray.tune import Checkpoint
-    from ray.tune.experiment import Trial
 
-    trial = Trial("fn", config={}, storage=StorageContext(str(storage_dir), experiment), stub=True)
-    trial.init_local_path()
+    from dltune import ray_compat
+
+    trial = stub_trial(storage_dir, experiment)
     os.makedirs(trial.storage.trial_fs_path, exist_ok=True)
-    trial.run_metadata.checkpoint_manager._latest_checkpoint_result = _TrainingResult(Checkpoint.from_directory(str(checkpoint_dir)), {"epoch": 3})
+    ray_compat.go_on_from(trial, ray_compat.training_result(Checkpoint.from_directory(str(checkpoint_dir)), {"epoch": 3}))
     return trial
 
 
@@ -189,8 +188,7 @@ def test_restarted_trial_keeps_result_lines_logged_since_last_sync(ray_cluster, 
     trial, logger = _trial_with_checkpoint(tmp_path / "storage", "pause", tmp_path), result_json_logger()
     logger.log_trial_start(trial)
     logger.log_trial_result(1, trial, {"epoch": 1})
-    logger._trial_files[trial].flush()
-    shutil.copy(os.path.join(trial.local_path, "result.json"), trial.storage.trial_fs_path)
+    Path(trial.storage.trial_fs_path, "result.json").write_text(json.dumps({"epoch": 1}) + "\n")  # what the sync copied
     for epoch in (2, 3):
         logger.log_trial_result(epoch, trial, {"epoch": epoch})
     logger.log_trial_start(trial)
@@ -209,9 +207,9 @@ def test_restarted_trial_keeps_result_lines_logged_since_last_sync(ray_cluster, 
 
 
 def test_exploiting_trial_keeps_the_donor_checkpoint_after_the_donor_deletes_it(ray_cluster, tmp_path: Path) -> None:
-    from ray.train._internal.session import _TrainingResult
     from ray.tune import Checkpoint
 
+    from dltune import ray_compat
     from dltune.hpo.exploits import EXPLOITED_CHECKPOINT, drop_own_copy, keep_own_copy
 
     donors = []
@@ -223,7 +221,7 @@ def test_exploiting_trial_keeps_the_donor_checkpoint_after_the_donor_deletes_it(
     trial = _trial_with_checkpoint(tmp_path / "storage", "exploit", donors[0])
     keep_own_copy(trial)
     # a later exploit hands over another donor's checkpoint (as PBT's _exploit does); its copy replaces the first
-    trial.run_metadata.checkpoint_manager._latest_checkpoint_result = _TrainingResult(Checkpoint.from_directory(str(donors[1])), {"epoch": 3})
+    ray_compat.go_on_from(trial, ray_compat.training_result(Checkpoint.from_directory(str(donors[1])), {"epoch": 3}))
     keep_own_copy(trial)
     for donor in donors:
         shutil.rmtree(donor)  # the donors trained on and dropped them (CheckpointConfig.num_to_keep)
@@ -231,14 +229,14 @@ def test_exploiting_trial_keeps_the_donor_checkpoint_after_the_donor_deletes_it(
     assert handed.path == f"{trial.storage.trial_fs_path}/{EXPLOITED_CHECKPOINT}"
     with handed.as_directory() as d:
         assert sorted(os.listdir(d)) == ["state.pt"] and (Path(d) / "state.pt").read_bytes() == b"weights of epoch 3"
-    assert trial.run_metadata.checkpoint_manager._latest_checkpoint_result.metrics == {"epoch": 3}
+    assert ray_compat.latest_checkpoint_result(trial).metrics == {"epoch": 3}
 
     copy = Path(handed.path)
     drop_own_copy(trial)  # finished right after the exploit: the copy is its latest checkpoint and stays
     assert copy.is_dir()
     own = Path(trial.storage.trial_fs_path) / "checkpoint_000004"
     own.mkdir()
-    trial.run_metadata.checkpoint_manager.register_checkpoint(_TrainingResult(Checkpoint.from_directory(str(own)), {"epoch": 4}))
+    ray_compat.register_checkpoint(trial, Checkpoint.from_directory(str(own)), {"epoch": 4})
     drop_own_copy(trial)  # trained on from it: the copy goes when the trial finishes
     assert not copy.exists() and own.is_dir()
 
@@ -257,14 +255,10 @@ def _trained_trial_dir(trial_dir: Path, val_accs: list[float]) -> list[dict]:
 
 def _restored_trial(tmp_path: Path):
     """A trial as Tuner.restore makes it: keep the best two checkpoints by val_acc."""
-    from ray.train._internal.storage import StorageContext
     from ray.tune import CheckpointConfig
-    from ray.tune.experiment import Trial
 
     policy = CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="val_acc", checkpoint_score_order="max")
-    trial = Trial("fn", config={}, storage=StorageContext(str(tmp_path), "lag"), stub=True, checkpoint_config=policy)
-    trial.init_local_path()
-    return trial
+    return stub_trial(tmp_path, "lag", checkpoint_config=policy)
 
 
 def _assert_goes_on_from_the_fourth_epoch(trial, trial_dir: Path) -> None:
@@ -276,10 +270,11 @@ def _assert_goes_on_from_the_fourth_epoch(trial, trial_dir: Path) -> None:
 
 
 def _saved_state_names(trial, name: str, result: dict) -> None:
-    from ray.train._internal.session import _TrainingResult
     from ray.tune import Checkpoint
 
-    trial.run_metadata.checkpoint_manager.register_checkpoint(_TrainingResult(Checkpoint(str(Path(trial.storage.trial_fs_path) / name)), result))
+    from dltune import ray_compat
+
+    ray_compat.register_checkpoint(trial, Checkpoint(str(Path(trial.storage.trial_fs_path) / name)), result)
 
 
 def test_resumed_trial_keeps_the_checkpoint_of_an_up_to_date_state_or_an_exploit(ray_cluster, tmp_path: Path) -> None:
@@ -349,13 +344,11 @@ def test_resumed_search_keeps_one_dir_per_trial(tmp_path: Path, first_id: str, s
 
 
 def test_tensorboard_shows_each_epoch_once_when_a_new_driver_goes_on_with_a_trial(ray_cluster, tmp_path: Path) -> None:
-    from ray.train._internal.storage import StorageContext
-    from ray.tune.experiment import Trial
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from dltune.hpo.monitor import SearchMonitor
 
-    trial = Trial("fn", config={"optim.lr": 0.1}, storage=StorageContext(str(tmp_path), "tb"), stub=True)
+    trial = stub_trial(tmp_path, "tb", {"optim.lr": 0.1})
     killed, resumed = (SearchMonitor("val_acc", "max", str(tmp_path / "tb"), 0, 1, verbose=False) for _ in range(2))
     for epoch in (1, 2, 3):
         killed.on_trial_result(epoch, [trial], trial, {"epoch": epoch, "val_acc": 0.1 * epoch})

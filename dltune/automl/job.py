@@ -37,7 +37,7 @@ from dltune.automl.progress import (
     redact_file,
 )
 from dltune.errors import ConfigError, UserError
-from dltune.ray_compat import trials_without_driver_secrets
+from dltune.ray_compat import flaml_automl, trials_without_driver_secrets
 from dltune.report import drawn
 from dltune.schema import to_mapping
 from dltune.train.threads import machine_cores
@@ -62,17 +62,13 @@ def resolve_metric(cfg: AutoMLConfig, y: pd.Series) -> str:
 
 def metric_score(metric: str, loss: float) -> float:
     """FLAML minimises a loss; report the metric itself (1 - loss for metrics where higher is better)."""
-    from flaml.automl.ml import is_min_metric
-
-    return float(loss if is_min_metric(metric) else 1.0 - loss)
+    return float(loss if flaml_automl.is_min_metric(metric) else 1.0 - loss)
 
 
 def test_score(automl: Any, task: str, metric: str, X: pd.DataFrame, y: pd.Series) -> float:
     """``metric`` of the fitted model on held-out rows, computed the way FLAML scores validation folds."""
-    from flaml.automl.ml import sklearn_metric_loss_score
-
     if task == "regression":
-        return metric_score(metric, sklearn_metric_loss_score(metric, automl.predict(X), y.to_numpy()))
+        return metric_score(metric, flaml_automl.metric_loss(metric, automl.predict(X), y.to_numpy()))
     # Class indices make string labels and the positive class (the second one) behave as in FLAML.
     index = {label: i for i, label in enumerate(automl.classes_)}
     y_true = y.map(index).to_numpy()
@@ -82,7 +78,7 @@ def test_score(automl: Any, task: str, metric: str, X: pd.DataFrame, y: pd.Serie
             y_pred = y_pred[:, 1]
     else:
         y_pred = pd.Series(np.asarray(automl.predict(X))).map(index).to_numpy()
-    return metric_score(metric, sklearn_metric_loss_score(metric, y_pred, y_true, labels=list(range(len(index)))))
+    return metric_score(metric, flaml_automl.metric_loss(metric, y_pred, y_true, labels=list(range(len(index)))))
 
 
 def load_warm_start(cfg: AutoMLConfig) -> dict[str, dict[str, Any]]:
@@ -218,7 +214,7 @@ def _fit(cfg: AutoMLConfig, tables: Tables, metric: str, plan: Concurrency, stag
         with progress.running(follow=trial_log):
             automl.fit(tables.X_train, tables.y_train, **settings)
     # The progress callback only matters during fit and would make the model unpicklable.
-    automl._use_ray = plan.trials > 1
+    flaml_automl.forget_ray_settings(automl, plan.trials > 1)
     if automl.best_estimator is None:
         raise UserError(f"no trial finished within time_budget={cfg.time_budget:g}s; raise time_budget (details in job.log)")
     return automl
@@ -337,15 +333,13 @@ def run_job(cfg: AutoMLConfig, overwrite: bool = False, quiet: bool = False) -> 
 
 
 def _report(cfg: AutoMLConfig, metric: str, metrics: dict[str, Any], stage: str) -> None:
-    from flaml.automl.ml import is_min_metric
-
     from dltune.report import automl as automl_report
 
     facts = [("task", cfg.task), ("estimators", ", ".join(cfg.estimator_list)), ("best estimator", metrics["best_estimator"]),
              ("trials", metrics["trials"]), ("concurrent trials", metrics["concurrent_trials"]), ("time budget", f"{cfg.time_budget:g} s"),
              (f"test {metric}", f"{metrics['test']:.4f}")]
     automl_report.write(stage, cfg.task_id, metric, read_trial_log(os.path.join(stage, TRIAL_LOG)), lambda loss: metric_score(metric, loss),
-                        not is_min_metric(metric), facts)
+                        not flaml_automl.is_min_metric(metric), facts)
 
 
 def _summary(cfg: AutoMLConfig, tables: Tables, metrics: dict[str, Any], stage: str, started: float) -> dict[str, Any]:

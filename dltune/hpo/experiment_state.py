@@ -61,7 +61,7 @@ class ExperimentStateGuard(Callback):
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if not self.recorded:
-            record = {"staging_dir": trial.storage.experiment_driver_staging_path}
+            record = {"staging_dir": ray_compat.staging_dir(trial)}
             storage.write_text(storage.join(self.exp_dir, STAGING_RECORD), json.dumps(record) + "\n")
             self.recorded = True
 
@@ -98,14 +98,14 @@ def _rebuild_checkpoints(trial: Any) -> None:
     """The trial's checkpoint book-keeping from its checkpoints on storage, each registered with
     the result it was reported with, oldest first: the newest ends up the latest and the keep
     policy prunes as Ray would have. Without one, the trial starts over."""
-    manager, fs, trial_dir = trial.run_metadata.checkpoint_manager, trial.storage.storage_filesystem, trial.storage.trial_fs_path
+    fs, trial_dir = trial.storage.storage_filesystem, trial.storage.trial_fs_path
     on_storage, reported = _checkpoints_on_storage(trial)
     ray_compat.forget_checkpoints(trial)
     for name in on_storage:
         if name in reported:
-            manager.register_checkpoint(ray_compat.training_result(Checkpoint(f"{trial_dir}/{name}", filesystem=fs), reported[name]))
+            ray_compat.register_checkpoint(trial, Checkpoint(f"{trial_dir}/{name}", filesystem=fs), reported[name])
     if on_storage:  # the trial's next checkpoint must not land on one of these
-        trial.storage.current_checkpoint_index = max(trial.storage.current_checkpoint_index, int(on_storage[-1].split("_")[1]))
+        ray_compat.number_checkpoints_after(trial, int(on_storage[-1].split("_")[1]))
 
 
 def _state_lags_behind(trial: Any, recorded: Checkpoint) -> bool:
@@ -143,8 +143,7 @@ def adopt_unrecorded_trial_dir(trial: Any) -> bool:
         return False
     with contextlib.suppress(OSError):
         os.rmdir(trial.local_path)  # the empty staging dir made for the new name
-    trial.relative_logdir = trial.storage.trial_dir_name = earlier[0]
-    trial.init_local_path()
+    ray_compat.move_trial_dir(trial, earlier[0])
     _rebuild_checkpoints(trial)
     return True
 

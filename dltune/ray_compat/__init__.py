@@ -9,6 +9,11 @@ Each private name below, and why there is no public way (Ray 2.60):
   from. Tune offers no way to point a trial at another checkpoint: a PBT exploit hands over
   the donor's, which the donor then deletes, and a resumed experiment's saved state can name
   checkpoints older than the trial's newest, or deleted ones.
+- a trial's storage context (``ray.train._internal.storage.StorageContext``):
+  ``experiment_driver_staging_path``, ``current_checkpoint_index`` and ``trial_dir_name``,
+  with the trial's ``init_local_path()`` and its checkpoint manager's ``register_checkpoint``:
+  a resumed trial goes on in the dir and from the checkpoints it really had, which the saved
+  state can lag behind (dltune.hpo.experiment_state); Tune has no API for either.
 - ``JsonLoggerCallback._restore_from_remote``: Ray's JSON logger copies a trial's
   result.json back from storage whenever the trial (re)starts from a checkpoint; that copy
   is only as new as the last experiment sync, so a PBT pause overwrote the lines logged
@@ -29,7 +34,8 @@ Scheduler and searcher subclasses that lean on private names live beside this mo
 ``dltune.ray_compat.schedulers`` and ``dltune.ray_compat.optuna_search``, and the scheduler's
 state across a resume in ``dltune.ray_compat.scheduler_state``, the searcher's history checked
 after one in ``dltune.ray_compat.searcher_history`` (they import Ray when imported; this
-module does not).
+module does not). What the AutoML job needs of FLAML's internals (FLAML drives Ray Tune for
+its parallel trials) is in ``dltune.ray_compat.flaml_automl``.
 
 ``missing()`` lists what an installed Ray lacks of all these, so that an upgrade fails in one test.
 """
@@ -90,6 +96,28 @@ def forget_checkpoints(trial: Any) -> None:
     """Empty the trial's checkpoint book-keeping, to register its checkpoints anew."""
     manager = trial.run_metadata.checkpoint_manager
     manager._checkpoint_results, manager._latest_checkpoint_result = [], None
+
+
+def register_checkpoint(trial: Any, checkpoint: Any, metrics: dict[str, Any]) -> None:
+    """Add ``checkpoint``, reported with ``metrics``, to the trial's book-keeping as its newest
+    (the keep policy prunes as Ray would)."""
+    trial.run_metadata.checkpoint_manager.register_checkpoint(training_result(checkpoint, metrics))
+
+
+def number_checkpoints_after(trial: Any, index: int) -> None:
+    """The trial's next checkpoint dir is numbered after checkpoint_<index>, never onto it."""
+    trial.storage.current_checkpoint_index = max(trial.storage.current_checkpoint_index, index)
+
+
+def move_trial_dir(trial: Any, name: str) -> None:
+    """Make ``name`` (a dir in the experiment dir) the trial's dir, on storage and locally."""
+    trial.relative_logdir = trial.storage.trial_dir_name = name
+    trial.init_local_path()
+
+
+def staging_dir(trial: Any) -> str:
+    """The dir on the driver's node where Ray stages the experiment state before copying it to storage."""
+    return trial.storage.experiment_driver_staging_path
 
 
 @functools.cache
@@ -188,7 +216,16 @@ def missing() -> list[str]:
         gone.append("ray.tune.execution.class_cache: ENV_VARS_TO_PROPAGATE is no longer a set")
     manager = _CheckpointManager(CheckpointConfig())
     gone += [f"ray.train._internal.checkpoint_manager._CheckpointManager: {name}"
-             for name in ("_latest_checkpoint_result", "_checkpoint_results") if not hasattr(manager, name)]
+             for name in ("_latest_checkpoint_result", "_checkpoint_results", "register_checkpoint") if not hasattr(manager, name)]
+    from ray.train._internal.storage import StorageContext
+    from ray.tune.experiment import Trial
+
+    context = StorageContext.__init__.__code__.co_names
+    gone += [f"ray.train._internal.storage.StorageContext: {name}" for name in ("current_checkpoint_index", "trial_dir_name") if name not in context]
+    if not isinstance(getattr(StorageContext, "experiment_driver_staging_path", None), property):
+        gone.append("ray.train._internal.storage.StorageContext: experiment_driver_staging_path")
+    if not callable(getattr(Trial, "init_local_path", None)):
+        gone.append("ray.tune.experiment.Trial: init_local_path")
     if "_local_tuner" not in getattr(Tuner, "__annotations__", {}) or not callable(getattr(TunerInternal, "get_run_config", None)):
         gone.append("ray.tune.Tuner: _local_tuner.get_run_config")
     if "_tune_config" not in TunerInternal.__init__.__code__.co_names:  # building one writes an experiment dir
@@ -197,9 +234,9 @@ def missing() -> list[str]:
         gone.append("ray.tune.logger.JsonLoggerCallback: _restore_from_remote")
     if getattr(getattr(ResultGrid(_NoTrials()), "_experiment_analysis", None), "trials", None) != []:
         gone.append("ray.tune.ResultGrid: _experiment_analysis.trials")
-    from dltune.ray_compat import optuna_search, scheduler_state, schedulers, searcher_history
+    from dltune.ray_compat import flaml_automl, optuna_search, scheduler_state, schedulers, searcher_history
 
-    return gone + schedulers.missing() + optuna_search.missing() + scheduler_state.missing() + searcher_history.missing()
+    return gone + schedulers.missing() + optuna_search.missing() + scheduler_state.missing() + searcher_history.missing() + flaml_automl.missing()
 
 
 class _NoTrials:
