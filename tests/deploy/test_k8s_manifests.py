@@ -2,7 +2,7 @@
 true to the deployment's rules (credentials only by reference, token auth on every Ray
 container, no trials on the head, one shared volume at one path).
 
-The CRDs are KubeRay's own, vendored in tests/data/kuberay-crds (its README gives their
+The CRDs are KubeRay's own, vendored in tests/fixtures/kuberay-crds (its README gives their
 version and license). Nothing here talks to a Kubernetes cluster.
 """
 from __future__ import annotations
@@ -13,16 +13,15 @@ import gzip
 import json
 import re
 import shlex
-from pathlib import Path
 from typing import Any, Iterator
 
 import jsonschema
 import pytest
 import yaml
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 K8S_DIR = ROOT / "deploy" / "k8s"
-CRD_DIR = ROOT / "tests" / "data" / "kuberay-crds"
+CRD_DIR = ROOT / "tests" / "fixtures" / "kuberay-crds"
 CRD_FILES = {"RayCluster": "ray.io_rayclusters.yaml.gz", "RayJob": "ray.io_rayjobs.yaml.gz"}
 CREDENTIAL_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|CREDENTIAL|API_KEY|ACCESS_KEY|HADOOP_USER", re.IGNORECASE)
 HEAD_AVOIDING_RESOURCE = "worker_node"  # what scaling.avoid_head asks for (dltune.launch.ray_cluster)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 from automl_data import frame, write_split
+from conftest import ROOT
 
 from dltune import storage
 from dltune.automl.cli import add_parser, config_from_args, run
@@ -20,7 +21,6 @@ from dltune.automl.job import plan_concurrency
 from dltune.errors import UserError
 from dltune.schema import to_mapping
 
-REPO = Path(__file__).resolve().parents[1]
 OUR_LINES = ("automl ", "concurrency:", "progress:", "warm start:", "done:", "outputs:")
 
 
@@ -37,7 +37,7 @@ def automl(*argv: str) -> int:
 
 def cli(*argv: str) -> subprocess.CompletedProcess:
     """``python -m dltune.automl.cli ARGV`` as a user would run it."""
-    return subprocess.run([sys.executable, "-m", "dltune.automl.cli", *map(str, argv)], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "dltune.automl.cli", *map(str, argv)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -165,12 +165,12 @@ def test_flags_and_yaml_give_the_same_config(tmp_path: Path) -> None:
 
 
 def test_shipped_yaml_is_a_valid_job() -> None:
-    cfg = config_from_args(parse(REPO / "configs" / "automl_lgbm.yaml"))
+    cfg = config_from_args(parse(ROOT / "configs" / "automl_lgbm.yaml"))
     assert (cfg.task_id, cfg.metric, cfg.estimator_list, cfg.n_concurrent_trials) == ("breast_cancer_lgbm", "roc_auc", ["lgbm"], 5)
 
 
 def test_docs_list_every_flag() -> None:
-    text = (REPO / "docs" / "automl.md").read_text()
+    text = (ROOT / "docs" / "automl.md").read_text()
     assert [name for name in field_names() if f"`--{name}`" not in text] == []
 
 
@@ -289,5 +289,5 @@ def test_bad_input_is_one_line_and_exit_code_2(case: str, tmp_path: Path) -> Non
 
 def test_main_cli_registers_automl(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "dltune", "automl", "--task_id", "x", "--train_data", tmp_path / "t.parquet",
-                           "--estimator_kwargs", "n_jobs=4"], cwd=REPO, capture_output=True, text=True, timeout=120)
+                           "--estimator_kwargs", "n_jobs=4"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.startswith("dltune: error: estimator_kwargs: not valid JSON"), done.stderr

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import pbt_exploits, run_cli, start_test_ray, trial_results
+from conftest import ROOT, pbt_exploits, run_cli, start_test_ray, trial_results
 from dltune import api, cli
 from dltune.train.threads import machine_cores
 
 BYO = ["train.fn=byo_user.train:train", "params={lr: 0.1, hidden: 8}"]
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = ROOT / "examples"
 PORT = EXAMPLES / "own_loop"
 
 
