@@ -106,13 +106,6 @@ def user_root(tmp_path_factory: pytest.TempPathFactory):
     forget_user_package()
 
 
-def start_test_ray() -> None:
-    """A local Ray with 4 logical CPUs, whatever the machine has."""
-    from dltune.launch.ray_cluster import start_local_ray
-
-    start_local_ray(num_cpus=4, log_to_driver=False)
-
-
 @pytest.fixture
 def s3_server(monkeypatch: pytest.MonkeyPatch):
     """A real S3 endpoint (moto's server) on loopback with one bucket, ``lake``; credentials only in
@@ -134,14 +127,36 @@ def s3_server(monkeypatch: pytest.MonkeyPatch):
         server.stop()
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """A local Ray for the tests of one module, shut down after them."""
+def shared_ray() -> object:
+    """This process's local Ray for in-process searches, 4 logical CPUs whatever the machine has:
+    started by the first test that needs it and kept for the next (a test that needs none shuts
+    it down: no_ray). Its workers import user_root's package, so user_root is made first."""
     import ray
 
-    start_test_ray()
-    yield ray
-    ray.shutdown()
+    from dltune.launch.ray_cluster import start_local_ray
+
+    if not ray.is_initialized():
+        start_local_ray(num_cpus=4, log_to_driver=False)
+    return ray
+
+
+@pytest.fixture(scope="session")
+def _ray_shut_down_at_the_end():
+    yield
+    if "ray" in sys.modules:
+        sys.modules["ray"].shutdown()
+
+
+@pytest.fixture
+def ray_cluster(user_root: Path, _ray_shut_down_at_the_end: None):
+    return shared_ray()
+
+
+@pytest.fixture
+def no_ray(_ray_shut_down_at_the_end: None) -> None:
+    """This process is connected to no Ray when the test starts (the shared one goes down)."""
+    if "ray" in sys.modules:
+        sys.modules["ray"].shutdown()
 
 
 def pbt_exploits(exp: Path) -> list[list]:

@@ -186,7 +186,7 @@ def test_concurrency_is_capped_by_cluster_cpus() -> None:
     assert small.describe().endswith("; n_jobs=4 capped at the 2 CPUs there are")
 
 
-def test_a_job_that_can_run_one_trial_at_a_time_starts_no_ray(tmp_path: Path) -> None:
+def test_a_job_that_can_run_one_trial_at_a_time_starts_no_ray(no_ray, tmp_path: Path) -> None:
     from dltune.automl.job import concurrency
 
     cfg = config_from_args(parse("--task_id", "one", "--train_data", tmp_path / "t.csv", "--output_path", tmp_path, "--ray_num_cpus", 2,
@@ -199,7 +199,7 @@ def test_a_job_that_can_run_one_trial_at_a_time_starts_no_ray(tmp_path: Path) ->
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_concurrent_trials_overlap_on_local_ray(tmp_path: Path) -> None:
+def test_concurrent_trials_overlap_on_local_ray(no_ray, tmp_path: Path) -> None:
     import ray
 
     train, test = write_split("breast_cancer", tmp_path / "data")

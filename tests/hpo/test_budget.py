@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import kill_search_when, run_cli, start_test_ray, trial_results
+from conftest import kill_search_when, run_cli, trial_results
 from dltune import api
 from dltune.errors import ConfigError, UserError
 from dltune.hpo.search_plan import local_cluster_resources, make_plan
@@ -16,15 +16,6 @@ from dltune.config import load_config
 
 SIMULATED = ["train.fn=byo_user.train:simulated", "tune.space={params.x: {uniform: [-5.0, 5.0]}}", "tune.metric=loss", "tune.mode=min",
              "tune.searcher=random", "tune.scheduler=fifo", "train.epochs=4"]  # each trial: 40 simulated seconds
-
-
-@pytest.fixture(scope="module")
-def ray_cluster(user_root: Path):
-    import ray
-
-    start_test_ray()
-    yield ray
-    ray.shutdown()
 
 
 def _costs(exp: Path, cost: str) -> list[float]:

@@ -10,18 +10,12 @@ import pytest
 
 from ray.tune.schedulers import HyperBandScheduler
 
+from objectives import curve
 from dltune import api
 from dltune.config import Config, load_config
 from dltune.hpo import algorithms
 from dltune.ray_compat.schedulers import hyperband_brackets, rung
 from dltune.space import parse_space
-
-
-def curve(ctx) -> None:
-    """Loss falls with the epoch; trials rank by x at every epoch. A paused trial goes on from its checkpoint."""
-    start = ctx.load_checkpoint() or {"step": 0}
-    for step in range(start["step"], ctx.config.train.epochs):
-        ctx.report({"loss": (ctx.params["x"] - 2.0) ** 2 + 1.0 / (step + 1)}, checkpoint={"step": step + 1})
 
 
 def _search(tmp_path: Path, searcher: str, scheduler: str, epochs: int, eta: int, trials: int) -> list[dict[str, str]]:

@@ -13,15 +13,10 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, trial_results
+from objectives import paced_curve as slow_curve  # each epoch long enough for the journal to be read mid-search
 from dltune import api
 from dltune.hpo.journal import RAY_TRIAL_ID, as_optuna_value, distribution
 from dltune.space import Param
-
-
-def slow_curve(ctx) -> None:
-    for step in range(ctx.config.train.epochs):
-        time.sleep(ctx.params.get("sleep", 0.4))  # long enough for the journal to be read mid-search
-        ctx.report({"loss": (ctx.params["x"] - 2.0) ** 2 + 1.0 / (step + 1)})
 
 
 def _study_named(path: Path, name: str):

@@ -3,6 +3,7 @@ HyperBand search makes the decisions the full history does, and every stateful s
 back at the step of the experiment state it resumes from."""
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -24,18 +25,42 @@ ASHA = ["tune.scheduler=asha", "tune.grace_period=1", "tune.reduction_factor=3",
 RESTORED = "restored as it was at the last saved step"
 
 
-def _killed_and_resumed(args: list[str], exp: Path, user_root: Path, reported: int, finished: int = 0) -> subprocess.CompletedProcess:
+def _killed_and_resumed(args: list[str], exp: Path, user_root: Path, reported: int, finished: int = 0) -> tuple[subprocess.CompletedProcess, dict]:
     """Run the search, SIGKILL its driver once ``reported`` trials have results and ``finished`` of
-    them have reported their last epoch (9), resume it."""
+    them have reported their last epoch (9), resume it. Returns the resumed search and each trial's
+    results as they stood when the kill was decided (two seconds before it)."""
+    at_kill: dict[str, list[dict]] = {}
+
     def ready() -> bool:
-        histories = trial_results(exp) if exp.exists() else {}
-        return len(histories) >= reported and sum(h[-1]["epoch"] >= 9 for h in histories.values()) >= finished
+        at_kill.clear()
+        at_kill.update(trial_results(exp) if exp.exists() else {})
+        return len(at_kill) >= reported and sum(h[-1]["epoch"] >= 9 for h in at_kill.values()) >= finished
 
     kill_search_when(args, ready, user_root)
     assert not (exp / "summary.json").exists()
     resumed = run_cli(*args, "--resume", env={"RAY_ADDRESS": "", "PYTHONPATH": str(user_root), "TUNE_GLOBAL_CHECKPOINT_S": "1"})
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    return resumed
+    return resumed, at_kill
+
+
+def _one_of_each_trial(exp: Path, trials: int) -> None:
+    """results.csv, the trial dirs, the TensorBoard runs and the report each hold every trial once,
+    whatever the kill interrupted, and a trial's TensorBoard run shows each epoch once."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from dltune.report.experiment import load
+
+    with open(exp / "results.csv", newline="") as f:
+        ids = sorted(row["trial_id"] for row in csv.DictReader(f))
+    histories = trial_results(exp)
+    assert len(ids) == len(set(ids)) == trials and sorted(histories) == ids
+    assert sorted(p.name for p in (exp / "tensorboard").iterdir()) == ids
+    assert sorted(t.trial_id for t in load(str(exp)).trials) == ids and f"Learning curves ({trials} trials)" in (exp / "report.html").read_text()
+    for run in (exp / "tensorboard").iterdir():
+        acc = EventAccumulator(str(run))
+        acc.Reload()
+        steps = [e.step for e in acc.Scalars("loss")]
+        assert len(steps) == len(set(steps)) and steps[-1] == histories[run.name][-1]["epoch"], (run.name, steps)
 
 
 # One band: brackets of 3, 5 and 9 trials. All created at once, as dltune's HyperBand is given them
@@ -58,8 +83,12 @@ def test_scheduler_decisions_match_the_replay_of_the_full_history(tmp_path: Path
     args = [*SIMULATED, *own, f"output.dir={tmp_path}"]
     exp = tmp_path / "k"
     if killed:
-        resumed = _killed_and_resumed(args, exp, user_root, reported=reported)
+        resumed, at_kill = _killed_and_resumed(args, exp, user_root, reported=reported)
         assert f"{name} {RESTORED}" in resumed.stdout and "warning: resume" not in resumed.stderr, resumed.stderr[-2000:]
+        _one_of_each_trial(exp, trials)
+        if scheduler == "asha":  # one trial at a time: all but the last one started had finished, and none ran again
+            newest = max(at_kill, key=lambda tid: at_kill[tid][0]["timestamp"])
+            assert {tid: len(trial_results(exp)[tid]) for tid in at_kill if tid != newest} == {tid: len(h) for tid, h in at_kill.items() if tid != newest}
     else:
         done = run_cli(*args, env={"RAY_ADDRESS": "", "PYTHONPATH": str(user_root)})
         assert done.returncode == 0, done.stderr[-3000:]
@@ -82,7 +111,7 @@ def test_a_resumed_search_puts_its_scheduler_back_as_it_was_saved(tmp_path: Path
                                                                   searcher: str | None) -> None:
     exp = tmp_path / "k"
     # the searcher check needs a trial that had finished: under HyperBand three reports can all be paused at a rung
-    resumed = _killed_and_resumed([*SIMULATED, *scheduler, f"output.dir={tmp_path}"], exp, user_root, reported=3, finished=int(searcher is not None))
+    resumed, _ = _killed_and_resumed([*SIMULATED, *scheduler, f"output.dir={tmp_path}"], exp, user_root, reported=3, finished=int(searcher is not None))
     assert f"{name} {RESTORED}" in resumed.stdout and "warning: resume" not in resumed.stderr, (resumed.stdout[-2000:], resumed.stderr[-2000:])
     if searcher:  # the searcher was checked against the trials that had finished (searcher_history's unit tests make one whole)
         assert re.search(rf"resume: {searcher} knows all [1-9]\d* trials that had finished", resumed.stdout), resumed.stdout[-2000:]

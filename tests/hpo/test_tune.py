@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import kill_search_when, pbt_exploits as _pbt_exploits, run_cli, trial_results as _trial_results
+from conftest import pbt_exploits as _pbt_exploits, run_cli, trial_results as _trial_results
 from ray_stubs import stub_trial
 from dltune.api import tune as tune_api
 
@@ -122,12 +122,13 @@ def test_export_passes_over_deleted_checkpoints_to_the_next_best_then_the_next_t
     assert searched.summary["best_model"]["checkpoint"] == first  # the search's own export, before any was deleted
 
 
-@pytest.mark.parametrize(("workers", "trials", "epochs"), [(1, 4, 6), (2, 2, 4)])
-def test_pbt_exploit_restores_donor_and_applies_mutated_lr(ray_cluster, tmp_path: Path, workers: int, trials: int, epochs: int) -> None:
+# Two-worker trials under PBT: tests/train/test_bring_your_own.py (the same hand-over through a train.fn's own checkpoint).
+def test_pbt_exploit_restores_donor_and_applies_mutated_lr(ray_cluster, tmp_path: Path) -> None:
+    trials, epochs = 4, 6
     result = _search(tmp_path, "pbt", "tune.searcher=random", "tune.scheduler=pbt", f"tune.num_samples={trials}", f"train.epochs={epochs}",
                      "tune.perturbation_interval=2", "tune.quantile_fraction=0.5", "tune.resample_probability=0.5", "tune.synch=true",
                      "tune.space={optim.lr: {loguniform: [0.00001, 0.05]}}", "tune.seed=1", "optim.schedule=none",
-                     f"scaling.num_workers={workers}", f"scaling.launcher={'ray' if workers > 1 else 'local'}")
+                     "scaling.num_workers=1", "scaling.launcher=local")
     exp = tmp_path / "pbt"
     exploits = _pbt_exploits(exp)
     assert exploits, "PBT performed no exploit"
@@ -420,51 +421,6 @@ def test_resume_completes_a_truncated_experiment_state_or_refuses_naming_it(ray_
     (exp / STAGING_RECORD).write_text(json.dumps({"staging_dir": str(tmp_path / "gone")}))  # resumed on another machine
     with pytest.raises(UserError, match=f"{state.name} is truncated"):
         tune_api(None, [*SMALL, f"output.dir={tmp_path}", "output.experiment=cut", *args], resume=True, verbose=False)
-
-
-# The built-in loop, and a user's train.fn (tests/user_package.py) with its own checkpoints.
-TRAIN_FN = ["train.fn=byo_user.train:train", "params={lr: 0.1, hidden: 8, sleep: 0.02}", "tune.space={params.lr: {loguniform: [0.001, 0.3]}}"]
-
-
-@pytest.mark.parametrize("own", [[LR_SPACE], TRAIN_FN], ids=["builtin", "train_fn"])
-def test_resume_after_driver_sigkill_does_not_rerun_finished_trials(tmp_path: Path, user_root: Path, own: list[str]) -> None:
-    # long enough trials that the kill lands mid-search (in a reused worker process a 3-epoch trial takes a tenth of a second)
-    trials, last_epoch = 40, 20  # about a minute of trials: the kill must come well before the end, however slow the sync
-    tune_args = ["tune", "configs/quickstart_tune.yaml", *SMALL, f"output.dir={tmp_path}", "output.experiment=killed", "tune.searcher=random", "tune.scheduler=fifo",
-                 f"tune.num_samples={trials}", f"train.epochs={last_epoch}", "tune.max_concurrent_trials=1", "tune.local_cpus=2", *own]
-    exp = tmp_path / "killed"
-    finished: dict[str, int] = {}  # trials that had finished when the kill was decided
-
-    def two_finished() -> bool:
-        finished.clear()
-        finished.update({tid: len(h) for tid, h in _trial_results(exp).items() if h[-1].get("epoch") == last_epoch} if exp.exists() else {})
-        return len(finished) >= 2
-
-    kill_search_when(tune_args, two_finished, user_root)
-    before = {tid: len(h) for tid, h in _trial_results(exp).items() if tid in finished}
-    assert not (exp / "summary.json").exists()
-
-    resumed = run_cli(*tune_args, "--resume", env={"RAY_ADDRESS": "", "PYTHONPATH": str(user_root)})
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    rows = _rows(exp)
-    assert len(rows) == trials and len({r["trial_id"] for r in rows}) == trials
-    # one dir and one TensorBoard run per trial, whatever the kill interrupted
-    assert len(_trial_results(exp)) == trials and sorted(p.name for p in (exp / "tensorboard").iterdir()) == sorted(r["trial_id"] for r in rows)
-    after = _trial_results(exp)
-    for tid, n in before.items():
-        assert len(after[tid]) == n, f"finished trial {tid} was rerun"
-    from dltune.report.experiment import load
-
-    # the report shows each trial once, the killed driver's dirs and torn lines whatever they were
-    assert sorted(t.trial_id for t in load(str(exp)).trials) == sorted(r["trial_id"] for r in rows)
-    assert f"Learning curves ({trials} trials)" in (exp / "report.html").read_text()
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    for run in (exp / "tensorboard").iterdir():  # a trial the kill interrupted shows each epoch once, however it went on
-        acc = EventAccumulator(str(run))
-        acc.Reload()
-        steps = [e.step for e in acc.Scalars("val_acc")]
-        assert len(steps) == len(set(steps)) and steps[-1] == last_epoch, (run.name, steps)
 
 
 def test_progress_says_a_trial_ending_once_not_again_with_its_last_result(tmp_path: Path) -> None:

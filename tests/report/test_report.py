@@ -6,13 +6,13 @@ import csv
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 
 from automl_data import write_split
-from conftest import run_cli
+from conftest import run_cli, shared_ray
+from objectives import broken, paced_curve as curve
 from dltune import api
 from dltune.errors import RunFailed
 from dltune.report.experiment import load
@@ -21,29 +21,19 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def curve(ctx) -> None:
-    """Loss falls with the epoch; trials rank by x, so ASHA stops the far ones. Each epoch takes
-    half a second, so the figures over time (Ray's timestamps are whole seconds) have a shape."""
-    for step in range(ctx.config.train.epochs):
-        time.sleep(0.5)
-        ctx.report({"loss": (ctx.params["x"] - 2.0) ** 2 + 1.0 / (step + 1)})
-
-
-def broken(ctx) -> None:
-    raise ValueError("no data for this trial")
-
-
 def _search(out: Path, fn, name: str) -> Path:
     """Six seeded trials one at a time: ASHA then sees them in a fixed order, so its decisions are
     too (four at once could reach a rung worst first, and ASHA would rightly stop none)."""
     api.tune(None, ["tune.space={params.x: {uniform: [-5.0, 5.0]}}", "tune.metric=loss", "tune.mode=min", "tune.num_samples=6", "tune.max_concurrent_trials=1",
                     "train.epochs=6", "tune.searcher=random", "tune.scheduler=asha", "tune.grace_period=1", "tune.reduction_factor=2",
-                    f"output.dir={out}", f"output.experiment={name}"], verbose=False, fn=fn)
+                    # each epoch half a second, so the figures over time (Ray's timestamps are whole seconds) have a shape
+                    "params.sleep=0.5", f"output.dir={out}", f"output.experiment={name}"], verbose=False, fn=fn)
     return out / name
 
 
 @pytest.fixture(scope="module")
-def searched(ray_cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def searched(user_root: Path, _ray_shut_down_at_the_end: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    shared_ray()
     return _search(tmp_path_factory.mktemp("report"), curve, "asha")
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, pbt_exploits, run_cli, start_test_ray, trial_results
+from conftest import ROOT, pbt_exploits, run_cli, trial_results
+from objectives import curve as objective, torch_free
 from dltune import api, cli
 from dltune.train.threads import machine_cores
 
@@ -178,7 +179,7 @@ def test_a_restarted_ray_train_group_resumes_from_the_one_copy_of_its_checkpoint
     ],
 )
 @pytest.mark.parametrize("command", ["check", "train", "tune"])
-def test_a_bad_train_fn_is_one_line_and_exit_2_before_anything_runs(user_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture, fn: str, message: str, command: str) -> None:
+def test_a_bad_train_fn_is_one_line_and_exit_2_before_anything_runs(no_ray, user_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture, fn: str, message: str, command: str) -> None:
     import ray
 
     code = cli.main([command, "configs/quickstart_tune.yaml", f"train.fn={fn}", f"output.dir={tmp_path}"])
@@ -255,7 +256,7 @@ def test_bad_searchers_and_schedulers_are_refused_at_check(user_root: Path, caps
          "it reports train_loss, epoch_time_s, samples_per_s, lr, val_loss, val_acc, val_auc, val_logloss, val_rmse, val_mae (the val_ ones by task)"),
     ],
 )
-def test_what_cannot_run_is_refused_before_ray_starts(capsys: pytest.CaptureFixture, tmp_path: Path, args: list[str], message: str) -> None:
+def test_what_cannot_run_is_refused_before_ray_starts(no_ray, capsys: pytest.CaptureFixture, tmp_path: Path, args: list[str], message: str) -> None:
     import ray
     import torch
 
@@ -278,15 +279,6 @@ def test_a_bad_search_config_is_refused_without_importing_ray() -> None:
 
 
 # --- dltune tune -----------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def ray_cluster(user_root: Path):
-    import ray
-
-    start_test_ray()
-    yield ray
-    ray.shutdown()
-
 
 def _search(tmp_path: Path, name: str, *overrides: str, fn=None):
     return api.tune(None, [f"output.dir={tmp_path}", f"output.experiment={name}", "tune.metric=val_loss", "tune.mode=min", *overrides], verbose=False, fn=fn)
@@ -312,7 +304,8 @@ def test_asha_over_a_train_fn(ray_cluster, tmp_path: Path) -> None:
 @pytest.mark.ray
 def test_pbt_over_two_worker_trials_of_a_train_fn(ray_cluster, tmp_path: Path) -> None:
     result = _search(tmp_path, "pbt", *BYO, "tune.space={params.lr: {loguniform: [0.001, 0.3]}}", "tune.searcher=random", "tune.scheduler=pbt",
-                     "tune.num_samples=2", "train.epochs=4", "tune.perturbation_interval=2", "tune.quantile_fraction=0.5", "tune.resample_probability=0.5",
+                     # one perturbation, at epoch 2: every further one restarts both worker groups (about 15 s each here)
+                     "tune.num_samples=2", "train.epochs=3", "tune.perturbation_interval=2", "tune.quantile_fraction=0.5", "tune.resample_probability=0.5",
                      "tune.synch=true", "tune.seed=1", "scaling.launcher=ray", "scaling.num_workers=2")
     exp = tmp_path / "pbt"
     exploits = pbt_exploits(exp)
@@ -328,6 +321,9 @@ def test_pbt_over_two_worker_trials_of_a_train_fn(ray_cluster, tmp_path: Path) -
             checked += 1
     assert checked >= 1
     assert result.summary["error"] == 0 and len(_rows(exp)) == 2
+    # each worker group's result.json keeps each epoch once across PBT's pauses and restarts, and ends at train.epochs
+    histories = {tid: [r["epoch"] for r in history] for tid, history in trial_results(exp).items()}
+    assert all(seen == sorted(set(seen)) and seen[-1] == 3 for seen in histories.values()), (histories, exploits)
 
 
 @pytest.mark.slow
@@ -339,18 +335,6 @@ def test_a_users_searcher_and_scheduler_by_path(ray_cluster, tmp_path: Path) -> 
     rows = _rows(tmp_path / "plugins")
     assert sorted(float(r["params.lr"]) for r in rows) == [0.01, 0.05, 0.2]
     assert {(r["epochs"], r["stop_reason"]) for r in rows} == {("2", "early_stopped")}
-
-
-def objective(ctx) -> None:
-    """A plain objective defined in a script, handed over as a function object."""
-    start = ctx.load_checkpoint() or {"step": 0}
-    for step in range(start["step"], ctx.config.train.epochs):
-        ctx.report({"loss": (ctx.params["x"] - 2.0) ** 2 + 1.0 / (step + 1)}, checkpoint={"step": step + 1})
-
-
-def torch_free(ctx) -> None:
-    """An objective that needs no torch and keeps no checkpoint (checkpoints are torch files)."""
-    ctx.report({"loss": abs(ctx.params["x"]), "torch_loaded": "torch" in sys.modules})
 
 
 def test_dltune_train_takes_a_function_object(tmp_path: Path) -> None:
@@ -392,7 +376,7 @@ def test_a_plain_objective_through_the_python_api(ray_cluster, tmp_path: Path) -
     exp = tmp_path / "objective"
     assert len(_rows(exp)) == 6 and result.summary["error"] == 0
     assert result.best_metric == pytest.approx((result.best_config.params["x"] - 2.0) ** 2 + 1 / 3)
-    assert yaml.safe_load((exp / "best_config.yaml").read_text())["train"]["fn"] == "test_bring_your_own:objective"
+    assert yaml.safe_load((exp / "best_config.yaml").read_text())["train"]["fn"] == "objectives:curve"
     assert "holds no 'model' state dict" in result.summary["best_model"]["note"]
 
 
@@ -483,7 +467,7 @@ def test_function_objects_of_any_kind_are_named() -> None:
         def __call__(self, ctx) -> None:
             pass
 
-    assert import_path_of(objective) == "test_bring_your_own:objective"
+    assert import_path_of(objective) == "objectives:curve"
     assert import_path_of(functools.partial(objective)) == "functools:partial"
     assert import_path_of(Objective()).endswith("Objective")
 

@@ -203,7 +203,7 @@ def test_the_metrics_a_search_may_name_are_what_the_built_in_loop_reports(tmp_pa
     assert reported <= set(BUILTIN_METRICS) and {"train_loss", "val_loss", "val_acc"} <= reported
 
 
-def test_the_ray_launcher_may_not_reserve_more_gpus_than_the_machine_has(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_ray_launcher_may_not_reserve_more_gpus_than_the_machine_has(no_ray, monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
     from dltune.config import load_config

@@ -1,0 +1,31 @@
+"""Training functions the tests hand to dltune as function objects. Ray's workers import them by
+module name from this folder, which dltune puts on their path: so this module imports nothing
+of the tests' own (conftest lives a folder above the test modules, out of a worker's reach)."""
+from __future__ import annotations
+
+import sys
+import time
+
+
+def curve(ctx) -> None:
+    """Loss falls with the epoch and ranks trials by params.x at every epoch; a paused or resumed
+    trial goes on from its checkpoint."""
+    start = ctx.load_checkpoint() or {"step": 0}
+    for step in range(start["step"], ctx.config.train.epochs):
+        ctx.report({"loss": (ctx.params["x"] - 2.0) ** 2 + 1.0 / (step + 1)}, checkpoint={"step": step + 1})
+
+
+def paced_curve(ctx) -> None:
+    """The same losses without checkpoints, each epoch taking params.sleep seconds (0.4 unset)."""
+    for step in range(ctx.config.train.epochs):
+        time.sleep(ctx.params.get("sleep", 0.4))
+        ctx.report({"loss": (ctx.params["x"] - 2.0) ** 2 + 1.0 / (step + 1)})
+
+
+def torch_free(ctx) -> None:
+    """An objective that needs no torch and keeps no checkpoint (checkpoints are torch files)."""
+    ctx.report({"loss": abs(ctx.params["x"]), "torch_loaded": "torch" in sys.modules})
+
+
+def broken(ctx) -> None:
+    raise ValueError("no data for this trial")
