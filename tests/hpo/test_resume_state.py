@@ -311,12 +311,32 @@ def _population_state(pbt: object) -> dict:
             "pb2": history}
 
 
+def _decisions(pbt: object, trials: list, kind: str) -> list:
+    """What PBT decides on epochs 6 to 9 of every trial, each running (a paused one restarted), and how many perturbations it made by the end of each."""
+    import random
+
+    import numpy as np
+
+    controller = _Controller(trials)
+    out, before = [], pbt._num_perturbations
+    for epoch in range(6, 10):
+        random.seed(epoch)
+        np.random.seed(epoch)
+        for trial in sorted(trials, key=lambda t: t.trial_id):
+            trial.status = trial.RUNNING
+            rank = int(trial.trial_id[-1])
+            out.append((trial.trial_id, epoch, pbt.on_trial_result(controller, trial, {"epoch": epoch, "loss": 10.0 * (4 - rank) - epoch,
+                                                                                         "training_iteration": epoch})))
+        out.append(pbt._num_perturbations - before)
+    return out
+
+
 @pytest.mark.parametrize("kind", ["pbt", "pb2"])
 def test_pbts_population_comes_back_with_its_perturbation_times_and_quantiles(kind: str) -> None:
     from dltune.ray_compat.scheduler_state import restore, snapshot
 
     ids = [f"p_{i:05d}" for i in range(4)]
-    saved, _ = _population(ids, epochs=5, kind=kind)
+    saved, originals = _population(ids, epochs=5, kind=kind)
     before = _population_state(saved)
     assert before["perturbations"] >= 1 and {t[0] for t in before["trials"].values()} >= {4}  # it has perturbed, and exploited
     fresh, resumed = _population(list(reversed(ids)), epochs=0, kind=kind)  # the resumed trials, re-added in another order
@@ -324,3 +344,6 @@ def test_pbts_population_comes_back_with_its_perturbation_times_and_quantiles(ki
     assert _population_state(fresh) == before != _population_state(_population(ids, epochs=0, kind=kind)[0])
     by_id = {t.trial_id: t for t in resumed}
     assert all(trial is by_id[trial.trial_id] for trial in fresh._trial_state)
+    # fed the same results, the restored population decides as the uninterrupted one does; one that starts afresh does not
+    afresh, afresh_trials = _population(ids, epochs=0, kind=kind)
+    assert _decisions(saved, originals, kind) == _decisions(fresh, resumed, kind) != _decisions(afresh, afresh_trials, kind)
