@@ -122,7 +122,8 @@ def test_export_passes_over_deleted_checkpoints_to_the_next_best_then_the_next_t
     assert searched.summary["best_model"]["checkpoint"] == first  # the search's own export, before any was deleted
 
 
-# Two-worker trials under PBT: tests/train/test_bring_your_own.py (the same hand-over through a train.fn's own checkpoint).
+# Two-worker trials: under PBT in tests/train/test_bring_your_own.py (the same hand-over through a train.fn's own checkpoint), the
+# built-in loop across two nodes in tests/launch/test_cluster.py.
 def test_pbt_exploit_restores_donor_and_applies_mutated_lr(ray_cluster, tmp_path: Path) -> None:
     trials, epochs = 4, 6
     result = _search(tmp_path, "pbt", "tune.searcher=random", "tune.scheduler=pbt", f"tune.num_samples={trials}", f"train.epochs={epochs}",
@@ -372,13 +373,6 @@ def test_single_worker_trials_reuse_one_process_without_carrying_state(ray_clust
     # seeded alike, the first and third trial train alike: nothing of the second leaks into the third
     assert [r["val_loss"] for r in histories[0]] == [r["val_loss"] for r in histories[2]]
     assert [r["val_loss"] for r in histories[0]] != [r["val_loss"] for r in histories[1]]
-
-
-def test_two_worker_trial_reports(ray_cluster, tmp_path: Path) -> None:
-    result = _search(tmp_path, "ddp", "tune.searcher=random", "tune.num_samples=1", "train.epochs=2", LR_SPACE, "scaling.launcher=ray", "scaling.num_workers=2")
-    rows = _rows(tmp_path / "ddp")
-    assert len(rows) == 1 and rows[0]["stop_reason"] == "completed" and int(rows[0]["epochs"]) == 2
-    assert result.summary["error"] == 0 and result.best_metric is not None
 
 
 def test_the_time_budget_ends_the_search_and_says_so(ray_cluster, tmp_path: Path) -> None:
