@@ -40,8 +40,9 @@ class Head:
     temp_dir: str
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def head():
+    """One head for the module's tests: the secrets test then also searches the first test's job records and logs."""
     temp_dir = tempfile.mkdtemp(prefix="dlt-head-")  # short: Ray's unix sockets live under it
     token = secrets.token_hex(16)
     gcs, dashboard = free_port(), free_port()
@@ -121,7 +122,7 @@ def test_secrets_in_the_drivers_environment_stay_out_of_rays_temp_dir(head: Head
     assert trained.returncode == 0, trained.stderr[-3000:]
     train, test = write_split("breast_cancer", tmp_path / "data")
     automl = subprocess.run([sys.executable, "-m", "dltune.automl.cli", "--task_id", "par", "--train_data", str(train), "--test_data", str(test),
-                             "--output_path", str(out), "--time_budget", "30", "--estimator_list", "lgbm", "--metric", "roc_auc", "--quiet",
+                             "--output_path", str(out), "--time_budget", "10", "--estimator_list", "lgbm", "--metric", "roc_auc", "--quiet",
                              "--estimator_kwargs", '{"n_jobs": 1, "n_concurrent_trials": 2}'],
                             cwd=ROOT, env=head.env, capture_output=True, text=True, timeout=300)
     assert automl.returncode == 0, automl.stderr[-3000:]
