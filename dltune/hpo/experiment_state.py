@@ -11,7 +11,10 @@ The saved state can also lag behind the trials. A trial that reported checkpoint
 last state save would redo those epochs from the older checkpoint the state names, or fail
 when `num_to_keep` has deleted it; a trial that started after the last save trained in a dir
 the state does not name, and Ray would start it over in a new one. All go on from their
-newest checkpoint on storage instead.
+newest checkpoint on storage instead, but under a scheduler that judges every result: its
+state, restored from the same save, never saw the results that came with those newer
+checkpoints, so the trial goes on from the checkpoint the state names (where it still exists)
+and reports those epochs again, to be judged as an uninterrupted search would have judged them.
 """
 from __future__ import annotations
 
@@ -37,11 +40,15 @@ CHECKPOINT_DIR = re.compile(r"checkpoint_\d+")
 
 class ExperimentStateGuard(Callback):
     """Records the driver's staging dir when the first trial starts, and before a resumed
-    search schedules anything, points trials at checkpoints that still exist."""
+    search schedules anything, points trials at checkpoints that still exist. With
+    ``judged_results`` (a scheduler that judges every result, restored as it was saved), a
+    trial goes on from the checkpoint the saved state names where it still exists, and trains
+    the epochs reported after it again, so that the scheduler judges them."""
 
-    def __init__(self, exp_dir: str, verbose: bool) -> None:
+    def __init__(self, exp_dir: str, verbose: bool, judged_results: bool = False) -> None:
         self.exp_dir = exp_dir
         self.verbose = verbose
+        self.judged_results = judged_results
         self.recorded = False
         self.checked = False
 
@@ -49,7 +56,10 @@ class ExperimentStateGuard(Callback):
         if not self.checked:
             for trial in trials:
                 recorded = trial.checkpoint
-                if resume_from_newest_checkpoint(trial):
+                dropped = redo_after_recorded_checkpoint(trial) if self.judged_results else []
+                if dropped:
+                    self._say(trial, f"{', '.join(dropped)} came after the saved state and went, its epochs to be trained and judged again")
+                elif resume_from_newest_checkpoint(trial):
                     self._say(trial, f"the saved state names {_name(recorded)}, not its newest checkpoint")
                 elif adopt_unrecorded_trial_dir(trial):
                     self._say(trial, f"dir {trial.relative_logdir} was not in the saved state")
@@ -117,6 +127,20 @@ def _state_lags_behind(trial: Any, recorded: Checkpoint) -> bool:
         return False  # a PBT exploit's copy of a donor's checkpoint: the state is as new as the exploit
     on_storage, reported = _checkpoints_on_storage(trial)
     return any(other > name and other in reported for other in on_storage)  # zero-padded indices order as strings
+
+
+def redo_after_recorded_checkpoint(trial: Any) -> list[str]:
+    """Where the checkpoint the saved state names still exists, delete the trial's checkpoints
+    after it (the scheduler restored with that state never judged the results they came with):
+    the trial goes on from the named one and reports those epochs again. Returns the deleted
+    names; none where there were none, or the named checkpoint is gone or a PBT exploit's copy."""
+    recorded = trial.checkpoint
+    if recorded is None or not storage.exists_on(recorded.filesystem, recorded.path) or not CHECKPOINT_DIR.fullmatch(_name(recorded)):
+        return []
+    later = [name for name in _checkpoints_on_storage(trial)[0] if name > _name(recorded)]  # zero-padded indices order as strings
+    for name in later:
+        recorded.filesystem.delete_dir(f"{trial.storage.trial_fs_path}/{name}")
+    return later
 
 
 def resume_from_newest_checkpoint(trial: Any) -> bool:

@@ -95,6 +95,7 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
     from ray import tune
     from ray.tune import FailureConfig, RunConfig
     from ray.tune.logger import CSVLoggerCallback
+    from ray.tune.schedulers import FIFOScheduler
     from ray.tune.search import Searcher
     from ray.tune.stopper import CombinedStopper
 
@@ -125,7 +126,8 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
         OptunaJournal(journal_path, cfg.output.experiment, cfg.tune.metric, cfg.tune.mode, plan.params, cfg.train.epochs),
         LiveReport(exp_dir, cfg.output.report_every_s, plan_summary(cfg, plan), cfg.train.epochs,
                    (journal_path, storage.join(exp_dir, JOURNAL)) if storage.is_remote(exp_dir) else None)]
-    callbacks = [monitor, missing_metric, ray_compat.result_json_logger(), CSVLoggerCallback(), experiment_state.ExperimentStateGuard(exp_dir, verbose),
+    guard = experiment_state.ExperimentStateGuard(exp_dir, verbose, judged_results=type(scheduler) is not FIFOScheduler)
+    callbacks = [monitor, missing_metric, ray_compat.result_json_logger(), CSVLoggerCallback(), guard,
                  SchedulerState(scheduler, verbose), *live]
     run_config = RunConfig(
         name=cfg.output.experiment,

@@ -310,6 +310,23 @@ def test_resumed_trial_whose_saved_state_lags_goes_on_from_its_newest_checkpoint
     _assert_goes_on_from_the_fourth_epoch(trial, trial_dir)
 
 
+@pytest.mark.parametrize("recorded_deleted", [False, True])
+def test_under_a_judging_scheduler_a_resumed_trial_goes_on_from_the_saved_states_checkpoint(ray_cluster, tmp_path: Path, recorded_deleted: bool) -> None:
+    from dltune.hpo.experiment_state import redo_after_recorded_checkpoint
+
+    trial = _restored_trial(tmp_path)
+    trial_dir = Path(trial.storage.trial_fs_path)
+    reported = _trained_trial_dir(trial_dir, [0.5, 0.7, 0.6, 0.8])
+    _saved_state_names(trial, "checkpoint_000000", reported[0])
+    if recorded_deleted:  # nothing to go on from but the newer ones, which stay
+        shutil.rmtree(trial_dir / "checkpoint_000000")
+        assert redo_after_recorded_checkpoint(trial) == [] and len(list(trial_dir.glob("checkpoint_*"))) == 3
+        return
+    # epochs 2-4 are trained and reported again, for the scheduler restored with the saved state to judge
+    assert redo_after_recorded_checkpoint(trial) == ["checkpoint_000001", "checkpoint_000002", "checkpoint_000003"]
+    assert trial.checkpoint.path == str(trial_dir / "checkpoint_000000") and [p.name for p in trial_dir.glob("checkpoint_*")] == ["checkpoint_000000"]
+
+
 def test_resumed_trial_that_started_after_the_last_state_save_goes_on_in_its_own_dir(ray_cluster, tmp_path: Path) -> None:
     from dltune.hpo.experiment_state import adopt_unrecorded_trial_dir
 
