@@ -14,6 +14,9 @@ Each private name below, and why there is no public way (Ray 2.60):
   with the trial's ``init_local_path()`` and its checkpoint manager's ``register_checkpoint``:
   a resumed trial goes on in the dir and from the checkpoints it really had, which the saved
   state can lag behind (dltune.hpo.experiment_state); Tune has no API for either.
+- ``ray.train._internal.session._FutureTrainingResult`` and its ``resolve``: a checkpoint save
+  PBT keeps in its population until it resolves; a saved population holds what it resolved to
+  (dltune.ray_compat.scheduler_state), since the save outlives no driver.
 - ``JsonLoggerCallback._restore_from_remote``: Ray's JSON logger copies a trial's
   result.json back from storage whenever the trial (re)starts from a checkpoint; that copy
   is only as new as the last experiment sync, so a PBT pause overwrote the lines logged
@@ -37,7 +40,8 @@ after one in ``dltune.ray_compat.searcher_history`` (they import Ray when import
 module does not). What the AutoML job needs of FLAML's internals (FLAML drives Ray Tune for
 its parallel trials) is in ``dltune.ray_compat.flaml_automl``.
 
-``missing()`` lists what an installed Ray lacks of all these, so that an upgrade fails in one test.
+``dltune.ray_compat.check.missing()`` lists what an installed Ray, Optuna or FLAML lacks of
+all these and of the modules beside this one, so that an upgrade fails in one test.
 """
 from __future__ import annotations
 
@@ -90,6 +94,24 @@ def latest_checkpoint_result(trial: Any) -> Any:
 def go_on_from(trial: Any, result: Any) -> None:
     """Make ``result`` (a training_result) the checkpoint the trial next starts from."""
     trial.run_metadata.checkpoint_manager._latest_checkpoint_result = result
+
+
+@functools.cache
+def _pending_save_class() -> type:
+    from ray.train._internal.session import _FutureTrainingResult
+
+    return _FutureTrainingResult
+
+
+def is_pending_save(obj: Any) -> bool:
+    """Whether ``obj`` is a checkpoint save PBT scheduled and keeps until it resolves."""
+    return isinstance(obj, _pending_save_class())
+
+
+def saved_checkpoint(save: Any) -> Any:
+    """The checkpoint a pending save resolved to, or None while it has not (or saved nothing)."""
+    result = save.resolve(block=False)
+    return result.checkpoint if result else None
 
 
 def forget_checkpoints(trial: Any) -> None:
@@ -197,7 +219,7 @@ def quiet_tune_output() -> contextlib.AbstractContextManager[None]:
     return environment({"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}, keep_set=True)
 
 
-def missing() -> list[str]:
+def missing_here() -> list[str]:
     """The private names above that the installed Ray lacks or has changed, each as 'where: name'."""
     import importlib
 
@@ -214,6 +236,8 @@ def missing() -> list[str]:
             gone.append(f"{module}: {name}")
     if not gone and not isinstance(importlib.import_module("ray.tune.execution.class_cache").ENV_VARS_TO_PROPAGATE, set):
         gone.append("ray.tune.execution.class_cache: ENV_VARS_TO_PROPAGATE is no longer a set")
+    if not callable(getattr(getattr(importlib.import_module("ray.train._internal.session"), "_FutureTrainingResult", None), "resolve", None)):
+        gone.append("ray.train._internal.session._FutureTrainingResult: resolve")
     manager = _CheckpointManager(CheckpointConfig())
     gone += [f"ray.train._internal.checkpoint_manager._CheckpointManager: {name}"
              for name in ("_latest_checkpoint_result", "_checkpoint_results", "register_checkpoint") if not hasattr(manager, name)]
@@ -234,9 +258,7 @@ def missing() -> list[str]:
         gone.append("ray.tune.logger.JsonLoggerCallback: _restore_from_remote")
     if getattr(getattr(ResultGrid(_NoTrials()), "_experiment_analysis", None), "trials", None) != []:
         gone.append("ray.tune.ResultGrid: _experiment_analysis.trials")
-    from dltune.ray_compat import flaml_automl, optuna_search, scheduler_state, schedulers, searcher_history
-
-    return gone + schedulers.missing() + optuna_search.missing() + scheduler_state.missing() + searcher_history.missing() + flaml_automl.missing()
+    return gone
 
 
 class _NoTrials:

@@ -6,7 +6,7 @@ after reporting, alike. TPE then models low-epoch values as if they were finishe
 a trial stopped before full fidelity is PRUNED with its intermediate values at their epochs
 (what Optuna's own pruners produce), and a failed one is FAIL.
 
-Private names used (Ray 2.60), checked by ``dltune.ray_compat.missing()``: the searcher's
+Private names used (Ray 2.60), checked by ``dltune.ray_compat.check.missing()``: the searcher's
 ``_ot_trials``, ``_ot_study``, ``_completed_trials`` and ``_setup_study``.
 """
 from __future__ import annotations

@@ -26,9 +26,9 @@ paused at a rung back as pending, on which a restored bracket fails; dltune's Hy
 (``FullFidelity``) pauses them again before Tune can start one, so its brackets are restored,
 and a plugin HyperBand's start afresh, which the resume says.
 
-Private names used (Ray 2.60), checked by ``dltune.ray_compat.missing()``: ASHA's and
-HyperBand's ``_trial_info``, the trials each knows (both drop one that failed);
-``ray.train._internal.session._FutureTrainingResult`` and its ``resolve``, a save PBT keeps.
+Private names used (Ray 2.60), checked by ``dltune.ray_compat.check.missing()``: ASHA's and
+HyperBand's ``_trial_info``, the trials each knows (both drop one that failed). A save PBT
+keeps in flight is recognised and read through dltune.ray_compat.
 """
 from __future__ import annotations
 
@@ -43,9 +43,9 @@ from typing import Any
 from ray import cloudpickle
 from ray.tune import Callback
 from ray.tune.experiment import Trial
-from ray.train._internal import session as train_session
 from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler, TrialScheduler
 
+from dltune.ray_compat import is_pending_save, saved_checkpoint
 from dltune.ray_compat.schedulers import FullFidelity, in_bracket
 
 KEPT = 2
@@ -67,9 +67,8 @@ class _Pickler(cloudpickle.Pickler):
             return ("scheduler",)
         if isinstance(obj, Trial):
             return ("trial", obj.trial_id)
-        if isinstance(obj, train_session._FutureTrainingResult):  # a PBT save in flight outlives no driver: what it saved, if it has
-            saved = obj.resolve(block=False)
-            return ("checkpoint", saved.checkpoint if saved else None)
+        if is_pending_save(obj):  # a PBT save in flight outlives no driver: what it saved, if it has
+            return ("checkpoint", saved_checkpoint(obj))
         return None
 
 
@@ -208,5 +207,4 @@ def _warn(text: str, topic: str = "resume: ") -> None:
 def missing() -> list[str]:
     """What of the above the installed Ray lacks, each as 'where: name'."""
     schedulers = (AsyncHyperBandScheduler(time_attr="t", metric="m", mode="max", max_t=9), HyperBandScheduler(time_attr="t", metric="m", mode="max", max_t=9))
-    gone = [] if callable(getattr(getattr(train_session, "_FutureTrainingResult", None), "resolve", None)) else ["ray.train._internal.session._FutureTrainingResult: resolve"]
-    return gone + [f"ray.tune.schedulers.{type(s).__name__}: _trial_info" for s in schedulers if not isinstance(getattr(s, "_trial_info", None), dict)]
+    return [f"ray.tune.schedulers.{type(s).__name__}: _trial_info" for s in schedulers if not isinstance(getattr(s, "_trial_info", None), dict)]

@@ -1,7 +1,7 @@
 """Ray Tune schedulers changed where Ray offers no switch: HyperBand whose brackets end at
 full fidelity, and a hook after each PBT exploit.
 
-Private names used (Ray 2.60), checked by ``dltune.ray_compat.missing()``:
+Private names used (Ray 2.60), checked by ``dltune.ray_compat.check.missing()``:
 - ``ray.tune.schedulers.hyperband._Bracket`` with ``_r``, ``_n``, ``_cumul_r``, ``_halves``, ``_eta``,
   ``_max_t_attr``; the scheduler's ``_s_max_1``, ``_time_attr``, ``_get_r0``, ``_get_n0`` and ``_create_bracket``. Ray sets a bracket's
   first budget to ``int(max_t * eta**-s)`` and multiplies by ``eta`` at each halving, so the

@@ -20,7 +20,7 @@ model skips results below its largest budget, so neither says what it has heard)
 are restored as Ray restores them, unchecked. Random and grid search keep no history: they only
 count the configs they have issued.
 
-Private names used (Ray 2.60, FLAML 2, HyperOpt 0.3), checked by ``dltune.ray_compat.missing()``:
+Private names used (Ray 2.60, FLAML 2, HyperOpt 0.3), checked by ``dltune.ray_compat.check.missing()``:
 - OptunaSearch's ``_completed_trials``, ``_ot_trials`` and ``_space``;
 - FLAML BlendSearch's ``_result``, ``_trial_proposed_by``, ``_subspace`` and ``_ls.config_signature``;
 - HyperOptSearch's ``_live_trial_mapping``, ``_hpopt_trials``, ``_convert_categories_to_indices``

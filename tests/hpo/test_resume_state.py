@@ -101,17 +101,19 @@ def test_scheduler_decisions_match_the_replay_of_the_full_history(tmp_path: Path
 
 @pytest.mark.slow
 @pytest.mark.ray
-@pytest.mark.parametrize(("scheduler", "name", "searcher"), [
-    (["tune.scheduler=median", "tune.grace_period=1", "tune.num_samples=8", "tune.searcher=optuna"], "MedianStoppingRule", "FidelityAwareOptunaSearch"),
-    (["tune.scheduler=median", "tune.grace_period=1", "tune.num_samples=8", "tune.searcher=hyperopt"], "MedianStoppingRule", "HyperOptSearch"),
-    ([*HYPERBAND, "tune.searcher=bohb"], "FullFidelityHyperBandForBOHB", "RecordingBOHB"),
-    (["tune.scheduler=pbt", "tune.perturbation_interval=2", "tune.num_samples=4", "tune.max_concurrent_trials=2"], "SafePBT", None),
+# The searcher check needs a trial that had finished before the kill. HyperBand holds a trial that
+# reached epoch 9 paused until its bracket ends, and its one full-fidelity bracket holds three trials:
+# once three trials have reached epoch 9, at least one bracket has ended.
+@pytest.mark.parametrize(("scheduler", "name", "searcher", "finished"), [
+    (["tune.scheduler=median", "tune.grace_period=1", "tune.num_samples=8", "tune.searcher=optuna"], "MedianStoppingRule", "FidelityAwareOptunaSearch", 1),
+    (["tune.scheduler=median", "tune.grace_period=1", "tune.num_samples=8", "tune.searcher=hyperopt"], "MedianStoppingRule", "HyperOptSearch", 1),
+    ([*HYPERBAND, "tune.searcher=bohb"], "FullFidelityHyperBandForBOHB", "RecordingBOHB", 3),
+    (["tune.scheduler=pbt", "tune.perturbation_interval=2", "tune.num_samples=4", "tune.max_concurrent_trials=2"], "SafePBT", None, 0),
 ], ids=["median-optuna", "median-hyperopt", "hyperband-bohb", "pbt"])
 def test_a_resumed_search_puts_its_scheduler_back_as_it_was_saved(tmp_path: Path, user_root: Path, scheduler: list[str], name: str,
-                                                                  searcher: str | None) -> None:
+                                                                  searcher: str | None, finished: int) -> None:
     exp = tmp_path / "k"
-    # the searcher check needs a trial that had finished: under HyperBand three reports can all be paused at a rung
-    resumed, _ = _killed_and_resumed([*SIMULATED, *scheduler, f"output.dir={tmp_path}"], exp, user_root, reported=3, finished=int(searcher is not None))
+    resumed, _ = _killed_and_resumed([*SIMULATED, *scheduler, f"output.dir={tmp_path}"], exp, user_root, reported=3, finished=finished)
     assert f"{name} {RESTORED}" in resumed.stdout and "warning: resume" not in resumed.stderr, (resumed.stdout[-2000:], resumed.stderr[-2000:])
     if searcher:  # the searcher was checked against the trials that had finished (searcher_history's unit tests make one whole)
         assert re.search(rf"resume: {searcher} knows all [1-9]\d* trials that had finished", resumed.stdout), resumed.stdout[-2000:]

@@ -7,6 +7,7 @@ import os
 import pickle
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -294,18 +295,23 @@ def test_resumed_trial_keeps_the_checkpoint_of_an_up_to_date_state_or_an_exploit
     assert exploited.checkpoint.path == str(exploited_dir / EXPLOITED_CHECKPOINT)
 
 
-# The saved state knows the first checkpoint only: the trial reported three more after it, and
-# num_to_keep may have dropped the first before the next state save.
-@pytest.mark.parametrize("recorded_deleted", [False, True])
-def test_resumed_trial_whose_saved_state_lags_goes_on_from_its_newest_checkpoint(ray_cluster, tmp_path: Path, recorded_deleted: bool) -> None:
-    from dltune.hpo.experiment_state import resume_from_newest_checkpoint
-
+def _lagging_trial(tmp_path: Path, recorded_deleted: bool) -> tuple[Any, Path]:
+    """The saved state knows the first checkpoint only: the trial reported three more after it, and
+    num_to_keep may have dropped the first before the next state save. Returns the trial and its dir."""
     trial = _restored_trial(tmp_path)
     trial_dir = Path(trial.storage.trial_fs_path)
     reported = _trained_trial_dir(trial_dir, [0.5, 0.7, 0.6, 0.8])
     _saved_state_names(trial, "checkpoint_000000", reported[0])
     if recorded_deleted:
         shutil.rmtree(trial_dir / "checkpoint_000000")
+    return trial, trial_dir
+
+
+@pytest.mark.parametrize("recorded_deleted", [False, True])
+def test_resumed_trial_whose_saved_state_lags_goes_on_from_its_newest_checkpoint(ray_cluster, tmp_path: Path, recorded_deleted: bool) -> None:
+    from dltune.hpo.experiment_state import resume_from_newest_checkpoint
+
+    trial, trial_dir = _lagging_trial(tmp_path, recorded_deleted)
     assert resume_from_newest_checkpoint(trial)  # not from checkpoint_000000: epochs 2-4 would be reported twice
     _assert_goes_on_from_the_fourth_epoch(trial, trial_dir)
 
@@ -314,12 +320,8 @@ def test_resumed_trial_whose_saved_state_lags_goes_on_from_its_newest_checkpoint
 def test_under_a_judging_scheduler_a_resumed_trial_goes_on_from_the_saved_states_checkpoint(ray_cluster, tmp_path: Path, recorded_deleted: bool) -> None:
     from dltune.hpo.experiment_state import redo_after_recorded_checkpoint
 
-    trial = _restored_trial(tmp_path)
-    trial_dir = Path(trial.storage.trial_fs_path)
-    reported = _trained_trial_dir(trial_dir, [0.5, 0.7, 0.6, 0.8])
-    _saved_state_names(trial, "checkpoint_000000", reported[0])
+    trial, trial_dir = _lagging_trial(tmp_path, recorded_deleted)
     if recorded_deleted:  # nothing to go on from but the newer ones, which stay
-        shutil.rmtree(trial_dir / "checkpoint_000000")
         assert redo_after_recorded_checkpoint(trial) == [] and len(list(trial_dir.glob("checkpoint_*"))) == 3
         return
     # epochs 2-4 are trained and reported again, for the scheduler restored with the saved state to judge

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from dltune import ray_compat
+from dltune.ray_compat import check
 
 
 def test_the_installed_ray_still_has_every_private_name_dltune_uses() -> None:
-    assert ray_compat.missing() == [], "Ray changed names dltune.ray_compat relies on; see its docstring"
+    assert check.missing() == [], "Ray changed names dltune.ray_compat relies on; see its docstring"
 
 
 def test_the_gcs_port_variable_is_set_for_the_block_only(monkeypatch: pytest.MonkeyPatch) -> None:
