@@ -8,11 +8,11 @@ import time
 
 
 def curve(ctx) -> None:
-    """Loss falls with the epoch and ranks trials by params.x at every epoch; a paused or resumed
-    trial goes on from its checkpoint."""
+    """Loss falls with the epoch and ranks trials by params.x (and params.y, 0 unset) at every epoch;
+    a paused or resumed trial goes on from its checkpoint."""
     start = ctx.load_checkpoint() or {"step": 0}
     for step in range(start["step"], ctx.config.train.epochs):
-        ctx.report({"loss": (ctx.params["x"] - 2.0) ** 2 + 1.0 / (step + 1)}, checkpoint={"step": step + 1})
+        ctx.report({"loss": (ctx.params["x"] - 2.0) ** 2 + ctx.params.get("y", 0.0) ** 2 + 1.0 / (step + 1)}, checkpoint={"step": step + 1})
 
 
 def paced_curve(ctx) -> None:

@@ -8,6 +8,7 @@ iteration count).
 """
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import math
 from collections.abc import Callable
@@ -106,7 +107,27 @@ def plugin_class(key: str, path: str) -> tuple[str, type]:
     raise ConfigError(f"{key}: {path} is not {wanted}")
 
 
+# The packages each built-in method imports when its trials start (all of them dltune dependencies;
+# an environment installed without them is told at check time, not by a traceback from the driver).
+REQUIRES = {"optuna": ("optuna",), "hyperopt": ("hyperopt",), "blendsearch": ("flaml", "optuna"), "cfo": ("flaml",),
+            "bohb": ("hpbandster", "ConfigSpace"), "optuna_hyperband": ("optuna",), "pb2": ("sklearn",),
+            "sampler cmaes": ("cmaes",), "sampler gp": ("torch", "scipy")}
+PIP_NAMES = {"sklearn": "scikit-learn"}
+
+
+def check_packages(choice: Choice) -> None:
+    methods = [("tune.searcher", choice.searcher), ("tune.scheduler", choice.scheduler)]
+    if choice.searcher == "optuna":
+        methods.append(("tune.sampler", f"sampler {choice.sampler}"))
+    for key, method in methods:
+        for module in REQUIRES.get(method, ()):
+            if importlib.util.find_spec(module) is None:
+                name = method.removeprefix("sampler ")
+                raise ConfigError(f"{key}: {name} needs the {module} package, which is not installed here (pip install {PIP_NAMES.get(module, module)})")
+
+
 def check_compatible(choice: Choice, params: list[Param], cfg: Config) -> None:
+    check_packages(choice)
     grids = [p.key for p in params if p.kind == "grid"]
     if grids and choice.searcher not in ("random", "grid"):
         raise ConfigError(f"tune.space.{grids[0]}: grid entries need tune.searcher=random or grid, not {choice.searcher}")

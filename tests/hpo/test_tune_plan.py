@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -109,6 +110,35 @@ def test_incompatible_combinations_are_refused(overrides: list[str], message: st
     params = parse_space(cfg.tune.space, Config)
     with pytest.raises(ConfigError, match=message):
         check_compatible(resolve_choice(params, cfg), params, cfg)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["tune.searcher=optuna", "tune.sampler=cmaes"], r"tune.sampler: cmaes needs the cmaes package, which is not installed here \(pip install cmaes\)"),
+    (["tune.searcher=bohb"], r"tune.searcher: bohb needs the hpbandster package, .* \(pip install hpbandster\)"),
+    (["tune.scheduler=pb2"], r"tune.scheduler: pb2 needs the sklearn package, .* \(pip install scikit-learn\)"),
+])
+def test_a_method_whose_package_is_missing_is_refused_at_check_time(monkeypatch: pytest.MonkeyPatch, overrides: list[str], message: str) -> None:
+    import importlib.util
+
+    from dltune.hpo import algorithms
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(algorithms.importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("cmaes", "hpbandster", "sklearn") else real(name, *a))
+    cfg = _cfg("train.epochs=3", "tune.space={optim.lr: {uniform: [0.001, 0.1]}}", *overrides)
+    params = parse_space(cfg.tune.space, Config)
+    with pytest.raises(ConfigError, match=message):
+        check_compatible(resolve_choice(params, cfg), params, cfg)
+
+
+def test_every_built_in_method_s_packages_are_dependencies() -> None:
+    from dltune.hpo.algorithms import PIP_NAMES, REQUIRES, SAMPLERS, SCHEDULERS, SEARCHERS
+
+    assert {m for m in REQUIRES if not m.startswith("sampler ")} <= set(SEARCHERS) | set(SCHEDULERS)
+    assert {m.removeprefix("sampler ") for m in REQUIRES if m.startswith("sampler ")} <= set(SAMPLERS)
+    dependencies = " ".join(__import__("tomllib").loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]["dependencies"]).lower()
+    for module in {m for modules in REQUIRES.values() for m in modules}:
+        assert PIP_NAMES.get(module, module).lower() in dependencies, module
 
 
 def test_resource_plan_concurrency_and_refusal() -> None:
