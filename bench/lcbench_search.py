@@ -2,6 +2,7 @@
 
     python -m venv .bench && .bench/bin/pip install -e . -r bench/requirements-lcbench.txt
     .bench/bin/python bench/lcbench_search.py --lcbench-dir PATH [--seeds 3] [--budgets 10,30] [--slots 1,4]
+    .bench/bin/python bench/lcbench_search.py --lcbench-dir PATH --single-fidelity [--seeds 3] [--budgets 10,30] [--slots 1,4]
 
 ``PATH`` is a folder holding the LCBench surrogate of YAHPO Gym (model.onnx,
 encoding.json, config_space.json; Apache 2.0, not shipped with dltune). Each
@@ -19,11 +20,19 @@ the gap between that optimum and the median random configuration, so 0 is the
 optimum, 1 is a typical random guess, and tasks weigh alike. A search with no
 trial at epoch 52 by then scores 0 accuracy.
 
+``--single-fidelity`` measures the searchers alone (``auto``'s branches for a
+trial that reports once): each trial trains its 52 epochs and reports its
+epoch-52 accuracy once, at the end; the peer is plain Optuna TPE, and the
+results go to bench/results/lcbench_search_single.{md,png,json}.
+
 ``auto`` is not simulated apart: at each concurrency it is the method dltune's
 ``auto`` rule picks there, with the same seeds. A search's decisions do not
 depend on its budget, so one simulated search gives its score at every budget.
 Writes bench/results/lcbench_search.{md,png,json}; ``--from-json`` re-renders
-the tables from an earlier run's json (after a change to the ``auto`` rule).
+the tables from an earlier run's json (after a change to the ``auto`` rule), or
+from several runs' jsons over the same tasks, seeds, budgets and concurrency
+(a method measured later): the simulation is seeded, so a search's regret does
+not depend on the run it was in, though its milliseconds per trial do.
 """
 from __future__ import annotations
 
@@ -48,14 +57,20 @@ DEV_TASKS = ("126026 126029 146212 167104 167149 167152 167161 167168 167181 167
 DLTUNE_METHODS = ["random+fifo", "random+asha", "random+hyperband", "optuna+fifo", "optuna+asha", "optuna+optuna_hyperband",
                   "hyperopt+asha", "blendsearch+fifo", "blendsearch+asha", "bohb+hyperband"]
 PEERS = ["optuna-plain", "synetune-asha", "synetune-bohb"]
+SINGLE_METHODS = ["random+fifo", "optuna+fifo", "optuna:gp+fifo", "optuna:cmaes+fifo", "hyperopt+fifo", "blendsearch+fifo",
+                  "cfo+fifo", "optuna-plain"]
 LABELS = {"random+fifo": "random search (full fidelity)", "optuna-plain": "plain Optuna TPE + HyperbandPruner",
           "synetune-asha": "Syne Tune ASHA", "synetune-bohb": "Syne Tune BOHB"}
+SINGLE_LABELS = {"random+fifo": "random search", "optuna-plain": "plain Optuna TPE"}
 
 _surrogate: sim.Surrogate | None = None
 
 
 def _init(folder: str) -> None:
     global _surrogate
+    import torch
+
+    torch.set_num_threads(1)  # one search per worker process: GPSampler's torch threads would oversubscribe the cores
     sim.quiet()
     _surrogate = sim.Surrogate(Path(folder))
 
@@ -65,11 +80,11 @@ def _scale(task: str) -> tuple[str, sim.TaskScale]:
     return task, sim.task_scale(_surrogate, task)
 
 
-def _search(job: tuple[str, str, int, int, float]) -> dict[str, Any]:
-    task, method, seed, slots, budget = job
+def _search(job: tuple[str, str, int, int, float, int]) -> dict[str, Any]:
+    task, method, seed, slots, budget, epochs = job
     assert _surrogate is not None
     started = time.perf_counter()
-    outcome, chosen = sim.run_search(_surrogate, task, method, seed, slots, budget)
+    outcome, chosen = sim.run_search(_surrogate, task, method, seed, slots, budget, epochs)
     return {"task": task, "method": method, "seed": seed, "slots": slots, "trace": outcome.trace, "trials": outcome.trials,
             "epochs": outcome.epochs, "stalled": outcome.stalled, "wall_s": time.perf_counter() - started}
 
@@ -78,25 +93,35 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     with multiprocessing.get_context("spawn").Pool(args.workers, initializer=_init, initargs=(str(args.lcbench_dir),)) as pool:
         scales = dict(pool.map(_scale, args.tasks))
         top = max(args.budgets)
-        jobs = [(task, method, seed, slots, top * scales[task].full_run_s)
+        jobs = [(task, method, seed, slots, top * scales[task].full_run_s, args.epochs)
                 for seed in range(args.seeds) for task in args.tasks for slots in args.slots for method in args.methods]
         searches = []
         for i, result in enumerate(pool.imap_unordered(_search, jobs, chunksize=1), 1):
             searches.append(result)
             if i % 50 == 0 or i == len(jobs):
                 print(f"{i}/{len(jobs)} searches", flush=True)
-    return {"command": invocation(), "machine": machine_line(), "budgets": args.budgets, "slots": args.slots, "seeds": args.seeds,
+    return {"command": invocation(), "machine": machine_line(), "epochs": args.epochs, "budgets": args.budgets, "slots": args.slots, "seeds": args.seeds,
             "tasks": args.tasks, "methods": args.methods, "scales": {t: vars(s) for t, s in scales.items()}, "searches": searches}
 
 
-def auto_method(slots: int) -> str:
-    """What dltune's ``auto`` picks for this space at this concurrency, as a method name (a budget in
-    seconds says nothing about how many full runs it buys, so the rule cannot use it here)."""
+def epochs_of(data: dict[str, Any]) -> int:
+    return data.get("epochs", sim.EPOCHS)  # runs before --single-fidelity were all multi-fidelity
+
+
+def labels(data: dict[str, Any]) -> dict[str, str]:
+    return SINGLE_LABELS if epochs_of(data) == 1 else LABELS
+
+
+def auto_method(slots: int, epochs: int, trials: int) -> str:
+    """What dltune's ``auto`` picks for this space at this concurrency, as a method name. The rule is
+    asked with ``tune.num_samples`` at ``trials``, the full runs the largest budget buys: what a
+    user who can afford that many sets (the simulated searches themselves run to the budget)."""
     from dltune.config import Config, load_config
     from dltune.hpo import algorithms
     from dltune.space import parse_space
 
-    cfg = load_config(None, [*sim.dltune_overrides("auto", 0), f"tune.max_concurrent_trials={slots}"])
+    cfg = load_config(None, [*sim.dltune_overrides("auto", 0, epochs), f"tune.max_concurrent_trials={slots}",
+                             f"tune.num_samples={trials}"])
     choice = algorithms.resolve_choice(parse_space(cfg.tune.space, Config), cfg)
     sampler = f":{choice.sampler}" if choice.searcher == "optuna" and choice.sampler != "tpe" else ""
     return f"{choice.searcher}{sampler}+{choice.scheduler}"
@@ -120,7 +145,7 @@ def regrets(data: dict[str, Any]) -> dict[tuple[str, int, float, str], list[floa
 
 
 def auto_picks(data: dict[str, Any]) -> dict[int, str]:
-    picks = {slots: auto_method(slots) for slots in data["slots"]}
+    picks = {slots: auto_method(slots, epochs_of(data), int(max(data["budgets"]))) for slots in data["slots"]}
     for slots, method in picks.items():
         if method not in data["methods"]:
             raise SystemExit(f"auto picks {method} at {slots} slots, which this run did not measure; add it to --methods")
@@ -150,10 +175,15 @@ def ranks(values: np.ndarray) -> np.ndarray:
 def report(data: dict[str, Any]) -> str:
     table, picks = with_auto(data, regrets(data))
     methods = ["auto", *data["methods"]]
-    tasks = data["tasks"]
-    lines = ["# Search methods on the LCBench surrogate", "", f"Command: `{data['command']}`", "", data["machine"], "",
+    tasks, names, single = data["tasks"], labels(data), epochs_of(data) == 1
+    baseline = "random+fifo" if single else "random+asha"
+    command = data["command"] if data["command"].startswith("`") else f"`{data['command']}`"
+    lines = [f"# Search methods on the LCBench surrogate{', single fidelity' if single else ''}", "", f"Command: {command}", "",
+             data["machine"], "",
+             *(["Each trial trains its 52 epochs and reports once, at the end, so the searchers learn from finished runs "
+                "only (a budget of Nx buys about N trials).", ""] if single else []),
              f"{len(tasks)} development tasks, {data['seeds']} seeds each, budgets of {', '.join(f'{b:g}x' for b in data['budgets'])} "
-             f"a full run, {' and '.join(map(str, data['slots']))} concurrent trials. Figures are normalised regret "
+             f"a full run, {' and '.join(map(str, data['slots']))} concurrent trial{'s' if data['slots'] != [1] else ''}. Figures are normalised regret "
              "(0: the optimum estimate, 1: a median random configuration), the median over seeds, then over tasks.", "",
              "`auto` picks: " + "; ".join(f"{m} at {s} slot{'s' if s > 1 else ''}" for s, m in picks.items()), ""]
     settings = [(s, b) for s in data["slots"] for b in data["budgets"]]
@@ -164,25 +194,25 @@ def report(data: dict[str, Any]) -> str:
     for i, m in enumerate(methods):
         cells = [f"{np.median(grids[st][i]):.3f}" for st in settings]
         avg_rank = np.mean([rank_grids[st][i].mean() for st in settings])
-        rows.append((avg_rank, [LABELS.get(m, m), *cells, f"{avg_rank:.2f}"]))
+        rows.append((avg_rank, [names.get(m, m), *cells, f"{avg_rank:.2f}"]))
     lines += ["## Median normalised regret over tasks, and average rank over tasks and settings", "",
               markdown_table(headers, [r for _, r in sorted(rows, key=lambda x: x[0])]), ""]
     lines += ["## Targets, per setting", "", markdown_table(
-        ["setting", "auto <= plain Optuna (tasks)", "auto <= 0.5x plain Optuna (tasks)", "auto's rank among all", "auto worse than random+ASHA (tasks)"],
-        [target_row(grids[st], rank_grids[st], methods, headers[1 + k]) for k, st in enumerate(settings)]), ""]
+        ["setting", "auto <= plain Optuna (tasks)", "auto <= 0.5x plain Optuna (tasks)", "auto's rank among all", f"auto worse than {names.get(baseline, baseline)} (tasks)"],
+        [target_row(grids[st], rank_grids[st], methods, headers[1 + k], baseline) for k, st in enumerate(settings)]), ""]
     cost = defaultdict(list)
     for s in data["searches"]:
         cost[s["method"]].append(1000 * s["wall_s"] / max(s["trials"], 1))
     lines += ["## The method's own cost", "", "Wall-clock milliseconds per trial that the searcher and scheduler take "
               "(the simulation itself is a small share of it), median over all searches:", "",
-              markdown_table(["method", "ms per trial"], [[LABELS.get(m, m), f"{np.median(cost[m]):.1f}"] for m in data["methods"]]), ""]
+              markdown_table(["method", "ms per trial"], [[names.get(m, m), f"{np.median(cost[m]):.1f}"] for m in data["methods"]]), ""]
     stalled = sum(s["stalled"] for s in data["searches"])
     lines += [f"Searches that stopped starting trials before their budget was spent: {stalled} of {len(data['searches'])}.", ""]
     return "\n".join(lines)
 
 
-def target_row(grid: np.ndarray, rank_grid: np.ndarray, methods: list[str], setting: str) -> list[str]:
-    auto, optuna, asha = (methods.index(m) for m in ("auto", "optuna-plain", "random+asha"))
+def target_row(grid: np.ndarray, rank_grid: np.ndarray, methods: list[str], setting: str, baseline: str) -> list[str]:
+    auto, optuna, asha = (methods.index(m) for m in ("auto", "optuna-plain", baseline))
     n = grid.shape[1]
     at_or_below = int(np.sum(grid[auto] <= grid[optuna]))
     half = int(np.sum(grid[auto] <= 0.5 * grid[optuna]))
@@ -212,7 +242,7 @@ def plot(data: dict[str, Any], path: Path) -> None:
         for i, m in enumerate(data["methods"]):
             curve = np.median([np.median(seeds, axis=0) for seeds in by_method[m].values()], axis=0)
             auto = m == picks[slots]
-            ax.plot(grid, curve, label=LABELS.get(m, m) + (" (= auto)" if auto else ""), color=f"C{i % 10}",
+            ax.plot(grid, curve, label=labels(data).get(m, m) + (" (= auto)" if auto else ""), color=plt.cm.tab20(i % 20),
                     linestyle="--" if m in PEERS else "-", linewidth=3 if auto else 1.4)
         ax.set_xscale("log")
         ax.set_yscale("symlog", linthresh=0.05)
@@ -229,9 +259,10 @@ def plot(data: dict[str, Any], path: Path) -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lcbench-dir", type=Path, help="the LCBench surrogate's folder (model.onnx, encoding.json)")
-    parser.add_argument("--from-json", type=Path, help="re-render an earlier run's results json instead of measuring")
+    parser.add_argument("--from-json", type=Path, nargs="+", help="re-render earlier runs' results jsons (merged) instead of measuring")
     parser.add_argument("--tasks", default=",".join(DEV_TASKS), help="OpenML task ids (default: the 28 development tasks)")
-    parser.add_argument("--methods", default=",".join(DLTUNE_METHODS + PEERS), help="searcher+scheduler[:sampler] names, optuna-plain, synetune-NAME")
+    parser.add_argument("--single-fidelity", action="store_true", help="trials of one step (the searchers alone); default methods and budgets change")
+    parser.add_argument("--methods", help="searcher[:sampler]+scheduler names, optuna-plain, synetune-NAME (default: every method of the mode)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--budgets", default="10,30", help="multiples of one full run's training seconds")
     parser.add_argument("--slots", default="1,4", help="concurrent trials")
@@ -240,7 +271,11 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if not args.from_json and not (args.lcbench_dir and (args.lcbench_dir / "model.onnx").is_file()):
         parser.error("--lcbench-dir: give the folder of the LCBench surrogate (its model.onnx), or --from-json")
-    args.tasks, args.methods = args.tasks.split(","), args.methods.split(",")
+    args.epochs = 1 if args.single_fidelity else sim.EPOCHS
+    args.methods = (args.methods or ",".join(SINGLE_METHODS if args.single_fidelity else DLTUNE_METHODS + PEERS)).split(",")
+    if args.single_fidelity and any(m.startswith("synetune-") for m in args.methods):
+        parser.error("--methods: Syne Tune's schedulers are multi-fidelity; the single-fidelity objective has one step")
+    args.tasks = args.tasks.split(",")
     unknown = sorted(set(args.tasks) - set(DEV_TASKS))
     if unknown:
         parser.error(f"--tasks: {', '.join(unknown)} are not development tasks (the surrogate's README keeps the others for independent checks)")
@@ -249,19 +284,38 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One table from runs of different methods over the same tasks, seeds, budgets and concurrency."""
+    first = runs[0]
+    for run in runs[1:]:
+        for key in ("tasks", "seeds", "budgets", "slots"):
+            if run[key] != first[key]:
+                raise SystemExit(f"--from-json: the runs differ in {key} ({first[key]} and {run[key]}); only runs over the same ones merge")
+        if epochs_of(run) != epochs_of(first):
+            raise SystemExit("--from-json: a single-fidelity run and a multi-fidelity one do not merge")
+        twice = set(run["methods"]) & set(first["methods"])
+        if twice:
+            raise SystemExit(f"--from-json: {', '.join(sorted(twice))} measured in more than one run")
+    merged = dict(first, methods=[m for run in runs for m in run["methods"]], searches=[s for run in runs for s in run["searches"]],
+                  wall_s=sum(run["wall_s"] for run in runs), command=" and ".join(f"`{run['command'].strip('`')}`" for run in runs))
+    return merged if len(runs) > 1 else first
+
+
 def main() -> None:
     args = parse_args()
     if args.from_json:
-        data = json.loads(args.from_json.read_text())
+        data = merge([json.loads(path.read_text()) for path in args.from_json])
     else:
         started = time.time()
         data = measure(args)
         data["wall_s"] = time.time() - started
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "lcbench_search.json").write_text(json.dumps(data))
+    stem = "lcbench_search_single" if epochs_of(data) == 1 else "lcbench_search"
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.from_json or len(args.from_json) > 1:
+        (args.out / f"{stem}.json").write_text(json.dumps(data))
     text = report(data) + f"\nMeasured in {data['wall_s'] / 60:.0f} min of wall time.\n"
-    (args.out / "lcbench_search.md").write_text(text)
-    plot(data, args.out / "lcbench_search.png")
+    (args.out / f"{stem}.md").write_text(text)
+    plot(data, args.out / f"{stem}.png")
     print(text)
 
 

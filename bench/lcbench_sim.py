@@ -15,6 +15,11 @@ A search's cost is the summed training seconds of every epoch it ran, so a stopp
 trial costs only its epochs and paused trials cost nothing. Nothing here reads
 the budget: a search's decisions do not depend on it, so one search run to the
 largest budget gives its best-so-far at every smaller one.
+
+At ``epochs=1`` the objective is single-fidelity: a trial still trains its 52
+epochs on the clock, but reports once, at the end, as its only step (epoch 1),
+so searchers learn only from finished runs (what ``auto``'s single-fidelity
+branches are for) and the budget is spent exactly as in a full-fidelity search.
 """
 from __future__ import annotations
 
@@ -116,7 +121,8 @@ class Outcome:
     stalled: bool = False  # no trial running and the driver would start none before the budget
 
 
-def simulate(driver: Driver, runs: dict[Any, Run], slots: int, budget: float) -> Outcome:
+def simulate(driver: Driver, runs: dict[Any, Run], slots: int, budget: float, epochs: int = EPOCHS) -> Outcome:
+    """``epochs``: 52 (the driver hears every epoch) or 1 (it hears the 52nd alone, as step 1)."""
     out, events, best, spent, seq = Outcome(), [], -math.inf, 0.0, 0
     clock = 0.0
 
@@ -139,7 +145,11 @@ def simulate(driver: Driver, runs: dict[Any, Run], slots: int, budget: float) ->
         if run.epoch == EPOCHS and run.acc[-1] > best:
             best = float(run.acc[-1])
             out.trace.append((spent, best))
-        if driver.report(key, run.epoch, float(run.acc[run.epoch - 1]), float(run.cost[run.epoch - 1])):
+        if epochs == 1:
+            goes_on = run.epoch < EPOCHS or driver.report(key, 1, float(run.acc[-1]), float(run.cost.sum()))
+        else:
+            goes_on = driver.report(key, run.epoch, float(run.acc[run.epoch - 1]), float(run.cost[run.epoch - 1]))
+        if goes_on:
             seq += 1
             heapq.heappush(events, (clock + run.cost[run.epoch], seq, key))
         fill()
@@ -178,13 +188,13 @@ class _Controller:
         trial.set_status("TERMINATED")
 
 
-def dltune_overrides(method: str, seed: int) -> list[str]:
+def dltune_overrides(method: str, seed: int, epochs: int = EPOCHS) -> list[str]:
     """``searcher+scheduler[:sampler]`` as dltune overrides for the surrogate's space."""
     searcher, _, scheduler = method.partition("+")
     searcher, _, sampler = searcher.partition(":")
     space = ", ".join(f"params.{name}: {{{('lograndint' if log else 'randint') if integer else ('loguniform' if log else 'uniform')}: [{_yaml(low, integer)}, {_yaml(high, integer)}]}}"
                       for name, (low, high, log, integer) in SPACE.items())
-    return [f"tune.space={{{space}}}", f"tune.metric={METRIC}", "tune.mode=max", f"train.epochs={EPOCHS}", "tune.num_samples=100000",
+    return [f"tune.space={{{space}}}", f"tune.metric={METRIC}", "tune.mode=max", f"train.epochs={epochs}", "tune.num_samples=100000",
             f"tune.searcher={searcher}", f"tune.scheduler={scheduler or 'auto'}", f"tune.seed={seed}", "tune.grace_period=1",
             *([f"tune.sampler={sampler}"] if sampler else [])]
 
@@ -194,7 +204,7 @@ def _yaml(x: float, integer: bool) -> str:
 
 
 class RayDriver:
-    def __init__(self, overrides: list[str], slots: int, make_run: Any, runs: dict[Any, Run], storage: str) -> None:
+    def __init__(self, overrides: list[str], slots: int, make_run: Any, runs: dict[Any, Run], storage: str, epochs: int) -> None:
         from ray.tune.experiment import Experiment
         from ray.tune.search import ConcurrencyLimiter, SearchGenerator, Searcher
 
@@ -216,7 +226,7 @@ class RayDriver:
         searcher.set_search_properties(METRIC, "max", space)
         self.scheduler.set_search_properties(METRIC, "max")
         searcher.add_configurations([Experiment("sim", _never_called, config=space, num_samples=cfg.tune.num_samples, storage_path=storage)])
-        self.search_alg, self.make_run, self.runs = searcher, make_run, runs
+        self.search_alg, self.make_run, self.runs, self.epochs = searcher, make_run, runs, epochs
         self.ctrl = _Controller(searcher, self.scheduler)
 
     def _queue(self) -> None:
@@ -253,7 +263,7 @@ class RayDriver:
         if decision == TrialScheduler.PAUSE:
             trial.set_status("PAUSED")
             return False
-        if decision == TrialScheduler.STOP or epoch == EPOCHS:  # at the last epoch the function returns
+        if decision == TrialScheduler.STOP or epoch == self.epochs:  # at the last epoch the function returns
             self.ctrl.stop_trial(trial)
             return False
         return True
@@ -273,15 +283,17 @@ def _suggest(trial: Any, name: str) -> float:
 
 
 class OptunaDriver:
-    """Plain Optuna: TPE with its HyperbandPruner (min_resource 1, max_resource 52), ask and tell."""
+    """Plain Optuna, ask and tell: TPE with its HyperbandPruner (min_resource 1, max_resource 52), or
+    at ``epochs=1`` TPE alone."""
 
-    def __init__(self, seed: int, make_run: Any, runs: dict[Any, Run]) -> None:
+    def __init__(self, seed: int, make_run: Any, runs: dict[Any, Run], epochs: int) -> None:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self.study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
-                                         pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=EPOCHS, reduction_factor=3))
-        self.make_run, self.runs = make_run, runs
+        pruner = (optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3) if epochs > 1
+                  else optuna.pruners.NopPruner())
+        self.study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
+        self.make_run, self.runs, self.epochs = make_run, runs, epochs
 
     def start(self, free: int) -> list[Any]:
         out = []
@@ -295,7 +307,7 @@ class OptunaDriver:
         import optuna
 
         trial.report(acc, epoch)
-        if epoch == EPOCHS:
+        if epoch == self.epochs:
             self.study.tell(trial, acc)
             return False
         if trial.should_prune():
@@ -347,8 +359,10 @@ class SyneTuneDriver:
         return True
 
 
-def run_search(surrogate: Surrogate, task: str, method: str, seed: int, slots: int, budget: float) -> tuple[Outcome, str]:
-    """One search; returns its outcome and, for dltune's ``auto``, what it chose."""
+def run_search(surrogate: Surrogate, task: str, method: str, seed: int, slots: int, budget: float,
+               epochs: int = EPOCHS) -> tuple[Outcome, str]:
+    """One search (``epochs``: 52, or 1 for the single-fidelity objective); returns its outcome and,
+    for dltune's ``auto``, what it chose."""
     runs: dict[Any, Run] = {}
 
     def make_run(config: dict[str, float]) -> Run:
@@ -356,15 +370,17 @@ def run_search(surrogate: Surrogate, task: str, method: str, seed: int, slots: i
 
     chosen = ""
     if method == "optuna-plain":
-        driver: Driver = OptunaDriver(seed, make_run, runs)
+        driver: Driver = OptunaDriver(seed, make_run, runs, epochs)
     elif method.startswith("synetune-"):
+        if epochs == 1:
+            raise ValueError(f"{method} is a multi-fidelity scheduler; the single-fidelity objective has one step")
         driver = SyneTuneDriver(method.removeprefix("synetune-"), seed, make_run, runs)
     else:
         with tempfile.TemporaryDirectory() as storage:
-            ray_driver = RayDriver(dltune_overrides(method, seed), slots, make_run, runs, storage)
+            ray_driver = RayDriver(dltune_overrides(method, seed, epochs), slots, make_run, runs, storage, epochs)
             chosen = f"{ray_driver.choice.searcher}+{ray_driver.choice.scheduler}"
-            return simulate(ray_driver, runs, slots, budget), chosen
-    return simulate(driver, runs, slots, budget), chosen
+            return simulate(ray_driver, runs, slots, budget, epochs), chosen
+    return simulate(driver, runs, slots, budget, epochs), chosen
 
 
 def quiet() -> None:
