@@ -51,12 +51,19 @@ def _cfg(*overrides: str):
     [
         (["train.epochs=5", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}"], "optuna", "optuna_hyperband", "tpe"),
         (["train.epochs=5", "tune.reduction_factor=2.5", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}"], "optuna", "asha", "tpe"),
+        (["train.epochs=5", "tune.num_samples=20", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}"], "optuna", "fifo", "gp"),
+        (["train.epochs=5", "tune.num_samples=101", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}"], "optuna", "optuna_hyperband", "tpe"),
+        (["train.epochs=5", "tune.num_samples=30", "tune.space={optim.name: {choice: [sgd, adamw]}}"], "optuna", "optuna_hyperband", "tpe"),
         (["train.epochs=1", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}, model.dropout: {uniform: [0, 0.5]}}"], "optuna", "fifo", "gp"),
-        (["train.epochs=1", "tune.num_samples=500", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}"], "optuna", "fifo", "cmaes"),
+        (["train.epochs=1", "tune.num_samples=100", "tune.space={" + ", ".join(f"params.k{i}: {{uniform: [0, 1]}}" for i in range(10)) + "}"],
+         "optuna", "fifo", "gp"),
+        (["train.epochs=1", "tune.space={" + ", ".join(f"params.k{i}: {{uniform: [0, 1]}}" for i in range(11)) + "}"], "optuna", "fifo", "tpe"),
+        (["train.epochs=1", "tune.num_samples=101", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}"], "optuna", "fifo", "tpe"),
         (["train.epochs=1", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}, optim.name: {choice: [sgd, adamw]}}"], "optuna", "fifo", "tpe"),
         (["train.epochs=5", "tune.low_cost={model.width: 8}", "tune.space={model.width: {randint: [8, 64]}}"], "blendsearch", "fifo", None),
     ],
-    ids=["multi-fidelity", "multi-fidelity-fractional-eta", "low-dim-expensive", "cheap-continuous", "categorical", "low-cost"],
+    ids=["multi-fidelity", "multi-fidelity-fractional-eta", "multi-fidelity-gp", "multi-fidelity-many-trials", "multi-fidelity-categorical", "numeric", "numeric-10-keys-100-trials", "numeric-11-keys", "many-trials",
+         "categorical", "low-cost"],
 )
 def test_auto_rule(overrides: list[str], searcher: str, scheduler: str, sampler: str | None) -> None:
     cfg = _cfg(*overrides)
