@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -215,7 +216,9 @@ def _optuna(choice: Choice, cfg: Config, concurrency: int) -> Any:
     import optuna
 
     t = cfg.tune
-    sampler = _construct("tune.searcher", getattr(optuna.samplers, SAMPLERS[choice.sampler]), {"seed": t.seed, **t.searcher_kwargs})
+    with warnings.catch_warnings():  # Optuna 3.6 marks GPSampler experimental; auto picks it on measurements (docs/tuning.md)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = _construct("tune.searcher", getattr(optuna.samplers, SAMPLERS[choice.sampler]), {"seed": t.seed, **t.searcher_kwargs})
     return _optuna_search(sampler, choice, cfg)
 
 

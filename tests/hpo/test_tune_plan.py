@@ -138,6 +138,16 @@ def test_a_method_whose_package_is_missing_is_refused_at_check_time(monkeypatch:
         check_compatible(resolve_choice(params, cfg), params, cfg)
 
 
+def test_the_gp_sampler_auto_picks_is_built_without_optunas_experimental_warning(recwarn: pytest.WarningsRecorder) -> None:
+    from dltune.hpo.algorithms import build_searcher
+
+    cfg = _cfg("train.epochs=1", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}")
+    choice = resolve_choice(parse_space(cfg.tune.space, Config), cfg)
+    assert choice.sampler == "gp"
+    build_searcher(choice, cfg, 1)
+    assert not [str(w.message) for w in recwarn if "experimental" in str(w.message)]
+
+
 def test_every_built_in_method_s_packages_are_dependencies() -> None:
     from dltune.hpo.algorithms import PIP_NAMES, REQUIRES, SAMPLERS, SCHEDULERS, SEARCHERS
 
