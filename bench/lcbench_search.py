@@ -287,18 +287,20 @@ def parse_args() -> argparse.Namespace:
 def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One table from runs of different methods over the same tasks, seeds, budgets and concurrency."""
     first = runs[0]
+    if len(runs) == 1:
+        return first
     for run in runs[1:]:
         for key in ("tasks", "seeds", "budgets", "slots"):
             if run[key] != first[key]:
                 raise SystemExit(f"--from-json: the runs differ in {key} ({first[key]} and {run[key]}); only runs over the same ones merge")
         if epochs_of(run) != epochs_of(first):
             raise SystemExit("--from-json: a single-fidelity run and a multi-fidelity one do not merge")
-        twice = set(run["methods"]) & set(first["methods"])
-        if twice:
-            raise SystemExit(f"--from-json: {', '.join(sorted(twice))} measured in more than one run")
-    merged = dict(first, methods=[m for run in runs for m in run["methods"]], searches=[s for run in runs for s in run["searches"]],
-                  wall_s=sum(run["wall_s"] for run in runs), command=" and ".join(f"`{run['command'].strip('`')}`" for run in runs))
-    return merged if len(runs) > 1 else first
+    methods = [m for run in runs for m in run["methods"]]
+    twice = sorted({m for m in methods if methods.count(m) > 1})
+    if twice:
+        raise SystemExit(f"--from-json: {', '.join(twice)} measured in more than one run")
+    return dict(first, methods=methods, searches=[s for run in runs for s in run["searches"]],
+                wall_s=sum(run["wall_s"] for run in runs), command=" and ".join(f"`{run['command'].strip('`')}`" for run in runs))
 
 
 def main() -> None:

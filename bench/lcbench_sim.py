@@ -371,9 +371,7 @@ def run_search(surrogate: Surrogate, task: str, method: str, seed: int, slots: i
     chosen = ""
     if method == "optuna-plain":
         driver: Driver = OptunaDriver(seed, make_run, runs, epochs)
-    elif method.startswith("synetune-"):
-        if epochs == 1:
-            raise ValueError(f"{method} is a multi-fidelity scheduler; the single-fidelity objective has one step")
+    elif method.startswith("synetune-"):  # multi-fidelity only: lcbench_search.py refuses it with --single-fidelity
         driver = SyneTuneDriver(method.removeprefix("synetune-"), seed, make_run, runs)
     else:
         with tempfile.TemporaryDirectory() as storage:

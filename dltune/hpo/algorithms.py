@@ -47,7 +47,8 @@ def auto_choice(params: list[Param], cfg: Config) -> Choice:
         return Choice("blendsearch", "fifo", t.sampler, "a low-cost starting point (tune.low_cost) is given: BlendSearch starts there and widens")
     if any(p.kind == "grid" for p in params):
         return Choice("random", "asha" if epochs > 1 else "fifo", t.sampler, "the space has grid entries, which only the variant generator enumerates")
-    numeric = not any(p.kind == "choice" for p in params) and len(params) <= GP_MAX_KEYS
+    categorical = any(p.kind == "choice" for p in params)
+    numeric = not categorical and len(params) <= GP_MAX_KEYS
     if epochs > 1:
         # bench/lcbench_search.py (docs/tuning.md has the table): GP on full runs, where it has the
         # trials to act, beat every early-stopping method; TPE with Optuna's HyperbandPruner ranked
@@ -60,7 +61,7 @@ def auto_choice(params: list[Param], cfg: Config) -> Choice:
             return Choice("optuna", "asha", t.sampler, f"{signal} with ASHA (tune.reduction_factor={t.reduction_factor:g} is not the whole number Optuna's HyperbandPruner needs)")
         return Choice("optuna", "optuna_hyperband", t.sampler, f"{signal} with Optuna's HyperbandPruner")
     # Single fidelity: bench/lcbench_search.py --single-fidelity (docs/tuning.md has the table).
-    if any(p.kind == "choice" for p in params):
+    if categorical:
         return Choice("optuna", "fifo", "tpe", "single-fidelity, categorical entries: Optuna TPE")
     if len(params) > GP_MAX_KEYS:
         return Choice("optuna", "fifo", "tpe", f"single-fidelity, {len(params)} numeric keys (more than {GP_MAX_KEYS}): Optuna TPE")
@@ -122,19 +123,18 @@ def plugin_class(key: str, path: str) -> tuple[str, type]:
 # The packages each built-in method imports when its trials start (all of them dltune dependencies;
 # an environment installed without them is told at check time, not by a traceback from the driver).
 REQUIRES = {"optuna": ("optuna",), "hyperopt": ("hyperopt",), "blendsearch": ("flaml", "optuna"), "cfo": ("flaml",),
-            "bohb": ("hpbandster", "ConfigSpace"), "optuna_hyperband": ("optuna",), "pb2": ("sklearn",),
-            "sampler cmaes": ("cmaes",), "sampler gp": ("torch", "scipy")}
+            "bohb": ("hpbandster", "ConfigSpace"), "optuna_hyperband": ("optuna",), "pb2": ("sklearn",)}
+SAMPLER_REQUIRES = {"cmaes": ("cmaes",), "gp": ("torch", "scipy")}
 PIP_NAMES = {"sklearn": "scikit-learn"}
 
 
 def check_packages(choice: Choice) -> None:
-    methods = [("tune.searcher", choice.searcher), ("tune.scheduler", choice.scheduler)]
+    needs = [("tune.searcher", choice.searcher, REQUIRES), ("tune.scheduler", choice.scheduler, REQUIRES)]
     if choice.searcher == "optuna":
-        methods.append(("tune.sampler", f"sampler {choice.sampler}"))
-    for key, method in methods:
-        for module in REQUIRES.get(method, ()):
+        needs.append(("tune.sampler", choice.sampler, SAMPLER_REQUIRES))
+    for key, name, registry in needs:
+        for module in registry.get(name, ()):
             if importlib.util.find_spec(module) is None:
-                name = method.removeprefix("sampler ")
                 raise ConfigError(f"{key}: {name} needs the {module} package, which is not installed here (pip install {PIP_NAMES.get(module, module)})")
 
 

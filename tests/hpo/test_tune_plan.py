@@ -149,12 +149,12 @@ def test_the_gp_sampler_auto_picks_is_built_without_optunas_experimental_warning
 
 
 def test_every_built_in_method_s_packages_are_dependencies() -> None:
-    from dltune.hpo.algorithms import PIP_NAMES, REQUIRES, SAMPLERS, SCHEDULERS, SEARCHERS
+    from dltune.hpo.algorithms import PIP_NAMES, REQUIRES, SAMPLER_REQUIRES, SAMPLERS, SCHEDULERS, SEARCHERS
 
-    assert {m for m in REQUIRES if not m.startswith("sampler ")} <= set(SEARCHERS) | set(SCHEDULERS)
-    assert {m.removeprefix("sampler ") for m in REQUIRES if m.startswith("sampler ")} <= set(SAMPLERS)
+    assert set(REQUIRES) <= set(SEARCHERS) | set(SCHEDULERS)
+    assert set(SAMPLER_REQUIRES) <= set(SAMPLERS)
     dependencies = " ".join(__import__("tomllib").loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]["dependencies"]).lower()
-    for module in {m for modules in REQUIRES.values() for m in modules}:
+    for module in {m for modules in [*REQUIRES.values(), *SAMPLER_REQUIRES.values()] for m in modules}:
         assert PIP_NAMES.get(module, module).lower() in dependencies, module
 
 
