@@ -55,7 +55,7 @@ def start_local_ray(**init_options: Any) -> None:
         port = probe.getsockname()[1]
     with ray_compat.head_gcs_port(port):
         # address="local": a new Ray, never the last `ray start` cluster Ray would otherwise find on this machine
-        ray.init(address="local", runtime_env={"env_vars": {"RAY_ADDRESS": f"{ip}:{port}"}},
+        ray.init(address="local", runtime_env={"env_vars": ray_compat.local_worker_environment(f"{ip}:{port}")},
                  **{"include_dashboard": True, "dashboard_host": "127.0.0.1", **init_options})
 
 

@@ -29,6 +29,10 @@ Each private name below, and why there is no public way (Ray 2.60):
   place a trial's retry count (``num_failures``) is kept.
 - ``RAY_AIR_NEW_OUTPUT=0``: Ray Tune's legacy console output, which dltune silences with
   verbose=0 and replaces with its monitor; this variable is the only switch between the two.
+- ``RAY_TRAIN_ENABLE_PREEMPTION_WATCHER`` (``ray.train.v2._internal.constants``): on a local
+  Ray, which has no node to preempt, Ray Train's preemption watcher is one more actor process
+  per worker group, and creating it prints a core-worker ERROR line (ray-project/ray#53727) on
+  the user's console; the variable is its only switch.
 - ``ray._private.services.canonicalize_bootstrap_address_or_die`` and the
   ``RAY_GCS_SERVER_PORT`` variable: the GCS address a worker needs, known before
   ``ray.init`` (a runtime env is fixed then); see dltune.launch.ray_cluster.
@@ -52,6 +56,7 @@ from collections.abc import Iterator
 from typing import Any
 
 GCS_PORT_VARIABLE = "RAY_GCS_SERVER_PORT"  # read by Ray when it starts a head node
+PREEMPTION_WATCHER_VARIABLE = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"  # read by each Ray Train controller
 
 # Credentials Ray Tune copies from the driver's environment into every trial actor's runtime
 # env, which Ray's runtime-env agent then writes, in clear, into the session's logs.
@@ -210,6 +215,12 @@ def head_gcs_port(port: int) -> contextlib.AbstractContextManager[None]:
     return environment({GCS_PORT_VARIABLE: str(port)})
 
 
+def local_worker_environment(gcs: str) -> dict[str, str]:
+    """The variables every worker of a local Ray gets: its GCS address, and Ray Train's
+    preemption watcher off unless the user's environment turns it on."""
+    return {"RAY_ADDRESS": gcs, PREEMPTION_WATCHER_VARIABLE: os.environ.get(PREEMPTION_WATCHER_VARIABLE, "0")}
+
+
 def quiet_tune_output() -> contextlib.AbstractContextManager[None]:
     """For the block, Ray Tune's legacy console output and none of its automatic per-trial
     loggers: dltune's monitor replaces its tables and TensorBoard loggers, and dltune adds the
@@ -234,6 +245,8 @@ def missing_here() -> list[str]:
                          ("ray._private.services", "canonicalize_bootstrap_address_or_die")):
         if not hasattr(importlib.import_module(module), name):
             gone.append(f"{module}: {name}")
+    if importlib.import_module("ray.train.v2._internal.constants").ENABLE_PREEMPTION_WATCHER_ENV_VAR != PREEMPTION_WATCHER_VARIABLE:
+        gone.append(f"ray.train.v2._internal.constants: ENABLE_PREEMPTION_WATCHER_ENV_VAR is no longer {PREEMPTION_WATCHER_VARIABLE}")
     if not gone and not isinstance(importlib.import_module("ray.tune.execution.class_cache").ENV_VARS_TO_PROPAGATE, set):
         gone.append("ray.tune.execution.class_cache: ENV_VARS_TO_PROPAGATE is no longer a set")
     if not callable(getattr(getattr(importlib.import_module("ray.train._internal.session"), "_FutureTrainingResult", None), "resolve", None)):
