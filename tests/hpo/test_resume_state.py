@@ -1,9 +1,8 @@
-"""A search whose driver was killed resumes with its scheduler as it was: a resumed ASHA or
-HyperBand search makes the decisions the full history does, and every stateful scheduler is put
-back at the step of the experiment state it resumes from."""
+"""A search whose driver was killed resumes with its scheduler as it was: every stateful scheduler
+is put back at the step of the experiment state it resumes from (test_resume_replay.py checks
+that ASHA and HyperBand then decide as the full history would)."""
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -14,89 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from asha_replay import replay_asha, replay_hyperband
-from conftest import ROOT, kill_search_when, run_cli, trial_results
-
-# one trial at a time, each epoch half a second: the order results reach the scheduler is the trials' order
-SIMULATED = ["tune", "configs/quickstart_tune.yaml", "train.fn=byo_user.train:simulated", "tune.space={params.x: {uniform: [-5.0, 5.0]}}",
-             "tune.metric=loss", "tune.mode=min", "tune.searcher=random", "train.epochs=9", "params={sleep: 0.5}", "tune.max_concurrent_trials=1",
-             "tune.local_cpus=2", "output.experiment=k"]
-ASHA = ["tune.scheduler=asha", "tune.grace_period=1", "tune.reduction_factor=3", "tune.num_samples=16"]
-RESTORED = "restored as it was at the last saved step"
-
-
-def _killed_and_resumed(args: list[str], exp: Path, user_root: Path, reported: int, finished: int = 0) -> tuple[subprocess.CompletedProcess, dict]:
-    """Run the search, SIGKILL its driver once ``reported`` trials have results and ``finished`` of
-    them have reported their last epoch (9), resume it. Returns the resumed search and each trial's
-    results as they stood when the kill was decided (two seconds before it)."""
-    at_kill: dict[str, list[dict]] = {}
-
-    def ready() -> bool:
-        at_kill.clear()
-        at_kill.update(trial_results(exp) if exp.exists() else {})
-        return len(at_kill) >= reported and sum(h[-1]["epoch"] >= 9 for h in at_kill.values()) >= finished
-
-    kill_search_when(args, ready, user_root)
-    assert not (exp / "summary.json").exists()
-    resumed = run_cli(*args, "--resume", env={"RAY_ADDRESS": "", "PYTHONPATH": str(user_root), "TUNE_GLOBAL_CHECKPOINT_S": "1"})
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    return resumed, at_kill
-
-
-def _one_of_each_trial(exp: Path, trials: int) -> None:
-    """results.csv, the trial dirs, the TensorBoard runs and the report each hold every trial once,
-    whatever the kill interrupted, and a trial's TensorBoard run shows each epoch once."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    from dltune.report.experiment import load
-
-    with open(exp / "results.csv", newline="") as f:
-        ids = sorted(row["trial_id"] for row in csv.DictReader(f))
-    histories = trial_results(exp)
-    assert len(ids) == len(set(ids)) == trials and sorted(histories) == ids
-    assert sorted(p.name for p in (exp / "tensorboard").iterdir()) == ids
-    assert sorted(t.trial_id for t in load(str(exp)).trials) == ids and f"Learning curves ({trials} trials)" in (exp / "report.html").read_text()
-    for run in (exp / "tensorboard").iterdir():
-        acc = EventAccumulator(str(run))
-        acc.Reload()
-        steps = [e.step for e in acc.Scalars("loss")]
-        assert len(steps) == len(set(steps)) and steps[-1] == histories[run.name][-1]["epoch"], (run.name, steps)
-
-
-# One band: brackets of 3, 5 and 9 trials. All created at once, as dltune's HyperBand is given them
-# unless a limit is set (trials created one by one would each meet a rung alone), two running at a time.
-HYPERBAND = ["tune.scheduler=hyperband", "tune.reduction_factor=3", "tune.num_samples=17", "tune.max_concurrent_trials=auto"]
-REPLAYED = {  # the search's own arguments, its trials, the reports before the kill, the scheduler's name, the replay
-    # ASHA: killed once six trials have reported
-    "asha": (ASHA, 16, 6, "AsyncHyperBandScheduler", lambda exp: replay_asha(exp, "loss", "min", max_t=9, grace_period=1, reduction_factor=3)),
-    # HyperBand: once the 5-trial bracket has halved and the 9-trial one has trials paused at its first rung
-    "hyperband": (HYPERBAND, 17, 11, "FullFidelityHyperBand", lambda exp: replay_hyperband(exp, "loss", "min", max_t=9, reduction_factor=3)),
-}
-
-
-@pytest.mark.slow
-@pytest.mark.ray
-@pytest.mark.parametrize("killed", [False, True], ids=["uninterrupted", "killed"])
-@pytest.mark.parametrize("scheduler", sorted(REPLAYED))
-def test_scheduler_decisions_match_the_replay_of_the_full_history(tmp_path: Path, user_root: Path, scheduler: str, killed: bool) -> None:
-    own, trials, reported, name, replayed = REPLAYED[scheduler]
-    args = [*SIMULATED, *own, f"output.dir={tmp_path}"]
-    exp = tmp_path / "k"
-    if killed:
-        resumed, at_kill = _killed_and_resumed(args, exp, user_root, reported=reported)
-        assert f"{name} {RESTORED}" in resumed.stdout and "warning: resume" not in resumed.stderr, resumed.stderr[-2000:]
-        _one_of_each_trial(exp, trials)
-        if scheduler == "asha":  # one trial at a time: all but the last one started had finished, and none ran again
-            newest = max(at_kill, key=lambda tid: at_kill[tid][0]["timestamp"])
-            assert {tid: len(trial_results(exp)[tid]) for tid in at_kill if tid != newest} == {tid: len(h) for tid, h in at_kill.items() if tid != newest}
-    else:  # nothing to kill mid-search: epochs need take no time
-        done = run_cli(*args, "params={sleep: 0}", env={"RAY_ADDRESS": "", "PYTHONPATH": str(user_root)})
-        assert done.returncode == 0, done.stderr[-3000:]
-    replay = replayed(exp)
-    assert replay.past_stop == [] and replay.wrongly_stopped == [], replay
-    histories = trial_results(exp)
-    assert len(histories) == trials and replay.decisions >= 16
-    assert any(max(r["epoch"] for r in h) < 9 for h in histories.values()), f"{scheduler} stopped nothing: the replay judged nothing"
+from conftest import ROOT, run_cli, trial_results
+from killed_search import HYPERBAND, RESTORED, SIMULATED, killed_and_resumed, searcher_knows_the_finished_trials
 
 
 @pytest.mark.slow
@@ -113,10 +31,9 @@ def test_scheduler_decisions_match_the_replay_of_the_full_history(tmp_path: Path
 def test_a_resumed_search_puts_its_scheduler_back_as_it_was_saved(tmp_path: Path, user_root: Path, scheduler: list[str], name: str,
                                                                   searcher: str | None, finished: int) -> None:
     exp = tmp_path / "k"
-    resumed, _ = _killed_and_resumed([*SIMULATED, *scheduler, f"output.dir={tmp_path}"], exp, user_root, reported=3, finished=finished)
+    resumed, _ = killed_and_resumed([*SIMULATED, *scheduler, f"output.dir={tmp_path}"], exp, user_root, reported=3, finished=finished)
     assert f"{name} {RESTORED}" in resumed.stdout and "warning: resume" not in resumed.stderr, (resumed.stdout[-2000:], resumed.stderr[-2000:])
-    if searcher:  # the searcher was checked against the trials that had finished (searcher_history's unit tests make one whole)
-        assert re.search(rf"resume: {searcher} knows all [1-9]\d* trials that had finished", resumed.stdout), resumed.stdout[-2000:]
+    searcher_knows_the_finished_trials(resumed.stdout, searcher)
     if name == "SafePBT":  # PBT stops no trial: each trains to the last epoch
         assert all(h[-1]["epoch"] == 9 for h in trial_results(exp).values())
 

@@ -82,14 +82,14 @@ def _assert_complete(exp: Path, trials: int, epochs: int) -> list[dict[str, Any]
 
 
 def test_ddp_trials_span_both_nodes(cluster: NamespaceCluster, tmp_path: Path) -> None:
-    proc = _start(cluster, _tune_args(tmp_path, "span", *DDP, "tune.num_samples=2", "train.epochs=3"))
+    proc = _start(cluster, _tune_args(tmp_path, "span", *DDP, "tune.num_samples=1", "train.epochs=3"))
     # one CPU per node: the two DDP workers of a trial can only run on two nodes at once
     wait_for(lambda: all(cluster.find_process(node, TRAIN_WORKER) for node in cluster.nodes[:2]) or proc.poll() is not None,
              timeout=300, what="a training worker on each node")
     assert proc.poll() is None, proc.communicate()[0][-4000:]
     out = _finish(proc)
     assert "2 Ray Train workers" in out
-    _assert_complete(tmp_path / "span", trials=2, epochs=3)
+    _assert_complete(tmp_path / "span", trials=1, epochs=3)
 
 
 def test_avoid_head_keeps_trials_off_the_head(cluster: NamespaceCluster, tmp_path: Path) -> None:
@@ -135,7 +135,7 @@ def test_driver_sigkill_then_resume_reruns_nothing_finished(cluster: NamespaceCl
 def test_lost_node_mid_search_is_survived(cluster: NamespaceCluster, tmp_path: Path) -> None:
     exp = tmp_path / "node_loss"
     proc = _start(cluster, _tune_args(tmp_path, "node_loss", *DDP, "scaling.max_failures=3", "tune.max_failures=3",
-                                      "tune.num_samples=2", "train.epochs=4"))
+                                      "tune.num_samples=1", "train.epochs=4"))
     wait_for(lambda: _any_epoch_done(exp) or proc.poll() is not None, timeout=300, what="the first epoch")
     assert proc.poll() is None
     lost = cluster.nodes[1]
@@ -143,5 +143,5 @@ def test_lost_node_mid_search_is_survived(cluster: NamespaceCluster, tmp_path: P
         kill_pid(pid)
     cluster.start_node(cpus=1, resources={"worker_node": 1})  # the replacement an autoscaler would bring
     _finish(proc)
-    rows = _assert_complete(exp, trials=2, epochs=4)
-    assert sum(int(r["restarts"]) for r in rows) >= 1
+    (row,) = _assert_complete(exp, trials=1, epochs=4)
+    assert int(row["restarts"]) >= 1

@@ -1,0 +1,47 @@
+"""A resumed ASHA or HyperBand search makes the decisions the full history does: its trials'
+results replayed offline through the scheduler agree with what it did, killed or not."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from asha_replay import replay_asha, replay_hyperband
+from conftest import trial_results
+from killed_search import HYPERBAND, RESTORED, SIMULATED, killed_and_resumed, one_of_each_trial
+from dltune import cli
+
+ASHA = ["tune.scheduler=asha", "tune.grace_period=1", "tune.reduction_factor=3", "tune.num_samples=16"]
+
+REPLAYED = {  # the search's own arguments, its trials, the reports before the kill, the scheduler's name, the replay
+    # ASHA: killed once six trials have reported
+    "asha": (ASHA, 16, 6, "AsyncHyperBandScheduler", lambda exp: replay_asha(exp, "loss", "min", max_t=9, grace_period=1, reduction_factor=3)),
+    # HyperBand: once the 5-trial bracket has halved and the 9-trial one has trials paused at its first rung
+    "hyperband": (HYPERBAND, 17, 11, "FullFidelityHyperBand", lambda exp: replay_hyperband(exp, "loss", "min", max_t=9, reduction_factor=3)),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+@pytest.mark.parametrize("killed", [False, True], ids=["uninterrupted", "killed"])
+@pytest.mark.parametrize("scheduler", sorted(REPLAYED))
+def test_scheduler_decisions_match_the_replay_of_the_full_history(request: pytest.FixtureRequest, tmp_path: Path, user_root: Path, scheduler: str,
+                                                                  killed: bool) -> None:
+    own, trials, reported, name, replayed = REPLAYED[scheduler]
+    args = [*SIMULATED, *own, f"output.dir={tmp_path}"]
+    exp = tmp_path / "k"
+    if killed:
+        resumed, at_kill = killed_and_resumed(args, exp, user_root, reported=reported)
+        assert f"{name} {RESTORED}" in resumed.stdout and "warning: resume" not in resumed.stderr, resumed.stderr[-2000:]
+        one_of_each_trial(exp, trials)
+        if scheduler == "asha":  # one trial at a time: all but the last one started had finished, and none ran again
+            newest = max(at_kill, key=lambda tid: at_kill[tid][0]["timestamp"])
+            assert {tid: len(trial_results(exp)[tid]) for tid in at_kill if tid != newest} == {tid: len(h) for tid, h in at_kill.items() if tid != newest}
+    else:  # nothing to kill mid-search: epochs need take no time, and the search runs in this process on the shared Ray
+        request.getfixturevalue("ray_cluster")
+        assert cli.main([*args, "params={sleep: 0}", "--quiet"]) == 0
+    replay = replayed(exp)
+    assert replay.past_stop == [] and replay.wrongly_stopped == [], replay
+    histories = trial_results(exp)
+    assert len(histories) == trials and replay.decisions >= 16
+    assert any(max(r["epoch"] for r in h) < 9 for h in histories.values()), f"{scheduler} stopped nothing: the replay judged nothing"

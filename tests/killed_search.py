@@ -1,0 +1,65 @@
+"""A search whose driver is SIGKILLed mid-way and then resumed, for the resume tests: the search
+runs a user objective whose epochs take simulated time, one trial at a time."""
+from __future__ import annotations
+
+import csv
+import re
+import subprocess
+from pathlib import Path
+
+from conftest import kill_search_when, run_cli, trial_results
+
+# one trial at a time, each epoch half a second: the order results reach the scheduler is the trials' order
+SIMULATED = ["tune", "configs/quickstart_tune.yaml", "train.fn=byo_user.train:simulated", "tune.space={params.x: {uniform: [-5.0, 5.0]}}",
+             "tune.metric=loss", "tune.mode=min", "tune.searcher=random", "train.epochs=9", "params={sleep: 0.5}", "tune.max_concurrent_trials=1",
+             "tune.local_cpus=2", "output.experiment=k"]
+
+# One band: brackets of 3, 5 and 9 trials. All created at once, as dltune's HyperBand is given them
+# unless a limit is set (trials created one by one would each meet a rung alone), two running at a time.
+HYPERBAND = ["tune.scheduler=hyperband", "tune.reduction_factor=3", "tune.num_samples=17", "tune.max_concurrent_trials=auto"]
+
+RESTORED = "restored as it was at the last saved step"
+
+
+def killed_and_resumed(args: list[str], exp: Path, user_root: Path, reported: int, finished: int = 0) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run the search, SIGKILL its driver once ``reported`` trials have results and ``finished`` of
+    them have reported their last epoch (9), resume it. Returns the resumed search and each trial's
+    results as they stood when the kill was decided (two seconds before it)."""
+    at_kill: dict[str, list[dict]] = {}
+
+    def ready() -> bool:
+        at_kill.clear()
+        at_kill.update(trial_results(exp) if exp.exists() else {})
+        return len(at_kill) >= reported and sum(h[-1]["epoch"] >= 9 for h in at_kill.values()) >= finished
+
+    kill_search_when(args, ready, user_root)
+    assert not (exp / "summary.json").exists()
+    resumed = run_cli(*args, "--resume", env={"RAY_ADDRESS": "", "PYTHONPATH": str(user_root), "TUNE_GLOBAL_CHECKPOINT_S": "1"})
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    return resumed, at_kill
+
+
+def one_of_each_trial(exp: Path, trials: int) -> None:
+    """results.csv, the trial dirs, the TensorBoard runs and the report each hold every trial once,
+    whatever the kill interrupted, and a trial's TensorBoard run shows each epoch once."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from dltune.report.experiment import load
+
+    with open(exp / "results.csv", newline="") as f:
+        ids = sorted(row["trial_id"] for row in csv.DictReader(f))
+    histories = trial_results(exp)
+    assert len(ids) == len(set(ids)) == trials and sorted(histories) == ids
+    assert sorted(p.name for p in (exp / "tensorboard").iterdir()) == ids
+    assert sorted(t.trial_id for t in load(str(exp)).trials) == ids and f"Learning curves ({trials} trials)" in (exp / "report.html").read_text()
+    for run in (exp / "tensorboard").iterdir():
+        acc = EventAccumulator(str(run))
+        acc.Reload()
+        steps = [e.step for e in acc.Scalars("loss")]
+        assert len(steps) == len(set(steps)) and steps[-1] == histories[run.name][-1]["epoch"], (run.name, steps)
+
+
+def searcher_knows_the_finished_trials(stdout: str, searcher: str | None) -> None:
+    """The resumed searcher was checked against the trials that had finished (searcher_history's unit tests make one whole)."""
+    if searcher:
+        assert re.search(rf"resume: {searcher} knows all [1-9]\d* trials that had finished", stdout), stdout[-2000:]
