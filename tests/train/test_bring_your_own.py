@@ -106,9 +106,13 @@ def test_the_ported_ddp_script_changes_under_20_lines_and_runs_in_one_process(tm
 def test_the_ported_ddp_script_computes_what_the_original_does_under_torchrun(tmp_path: Path) -> None:
     flags = {"lr": 0.01, "width": 8, "smoothing": 0.1, "batch_size": 32}
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    original = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(PORT / "before_ddp.py"),
-                               "--epochs=1", *(f"--{key.replace('_', '-')}={value}" for key, value in flags.items())],
-                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(PORT / "before_ddp.py"), "--epochs=1",
+               *(f"--{key.replace('_', '-')}={value}" for key, value in flags.items())]
+    original = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    if original.returncode != 0 and "(SIGABRT)" in original.stderr:
+        # The reference is plain torch: a gloo rank of it once aborted under load ("terminate called
+        # without an active exception"), which says nothing of the port. It gets one more run.
+        original = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert original.returncode == 0, original.stderr[-3000:]
     params = "{" + ", ".join(f"{key}: {value}" for key, value in flags.items()) + "}"
     ported = run_cli("train", "own_loop/config.yaml", "--launcher", "torchrun", "scaling.num_workers=2", "train.epochs=1", f"params={params}",
