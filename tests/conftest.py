@@ -1,6 +1,7 @@
 """Shared fixtures: tiny datasets written by the tests, CLI runner, Ray lifecycle."""
 from __future__ import annotations
 
+import csv
 import json
 import os
 import pickle
@@ -163,6 +164,12 @@ def pbt_exploits(exp: Path) -> list[list]:
     """[target tag, donor tag, target iteration, donor iteration, donor config, new config] per exploit."""
     path = exp / "pbt_global.txt"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def results_rows(exp: Path) -> list[dict[str, str]]:
+    """A search's results.csv, a dict per trial."""
+    with open(exp / "results.csv", newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def trial_results(exp: Path) -> dict[str, list[dict]]:

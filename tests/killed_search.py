@@ -3,7 +3,6 @@ runs a user objective whose epochs take simulated time, one trial at a time."""
 from __future__ import annotations
 
 import csv
-import re
 import subprocess
 from pathlib import Path
 
@@ -58,8 +57,3 @@ def one_of_each_trial(exp: Path, trials: int) -> None:
         steps = [e.step for e in acc.Scalars("loss")]
         assert len(steps) == len(set(steps)) and steps[-1] == histories[run.name][-1]["epoch"], (run.name, steps)
 
-
-def searcher_knows_the_finished_trials(stdout: str, searcher: str | None) -> None:
-    """The resumed searcher was checked against the trials that had finished (searcher_history's unit tests make one whole)."""
-    if searcher:
-        assert re.search(rf"resume: {searcher} knows all [1-9]\d* trials that had finished", stdout), stdout[-2000:]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, run_cli, trial_results
-from killed_search import HYPERBAND, RESTORED, SIMULATED, killed_and_resumed, searcher_knows_the_finished_trials
+from killed_search import HYPERBAND, RESTORED, SIMULATED, killed_and_resumed
 
 
 @pytest.mark.slow
@@ -33,7 +33,8 @@ def test_a_resumed_search_puts_its_scheduler_back_as_it_was_saved(tmp_path: Path
     exp = tmp_path / "k"
     resumed, _ = killed_and_resumed([*SIMULATED, *scheduler, f"output.dir={tmp_path}"], exp, user_root, reported=3, finished=finished)
     assert f"{name} {RESTORED}" in resumed.stdout and "warning: resume" not in resumed.stderr, (resumed.stdout[-2000:], resumed.stderr[-2000:])
-    searcher_knows_the_finished_trials(resumed.stdout, searcher)
+    if searcher:  # the searcher was checked against the trials that had finished (searcher_history's unit tests make one whole)
+        assert re.search(rf"resume: {searcher} knows all [1-9]\d* trials that had finished", resumed.stdout), resumed.stdout[-2000:]
     if name == "SafePBT":  # PBT stops no trial: each trains to the last epoch
         assert all(h[-1]["epoch"] == 9 for h in trial_results(exp).values())
 

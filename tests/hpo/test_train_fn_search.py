@@ -2,23 +2,17 @@
 (tests/user_package.py's byo_user package and tests/objectives.py) on the shared local Ray."""
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import pbt_exploits, trial_results
+from conftest import pbt_exploits, results_rows, trial_results
 from objectives import curve as objective, torch_free
 from dltune import api, cli
 
 BYO = ["train.fn=byo_user.train:train", "params={lr: 0.1, hidden: 8}"]
-
-
-def _rows(exp: Path) -> list[dict[str, str]]:
-    with open(exp / "results.csv", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def _search(tmp_path: Path, name: str, *overrides: str, fn=None):
@@ -31,7 +25,7 @@ def test_asha_over_a_train_fn(ray_cluster, tmp_path: Path) -> None:
     result = _search(tmp_path, "asha", *BYO, "tune.space={params.lr: {loguniform: [0.0005, 0.3]}}", "tune.searcher=random", "tune.scheduler=asha",
                      "tune.num_samples=4", "train.epochs=4", "tune.grace_period=1", "tune.reduction_factor=2", "tune.seed=2")
     exp = tmp_path / "asha"
-    rows = _rows(exp)
+    rows = results_rows(exp)
     assert len(rows) == 4 and result.summary["error"] == 0 and {r["stop_reason"] for r in rows} <= {"completed", "early_stopped"}
     assert any(r["stop_reason"] == "completed" and r["epochs"] == "4" for r in rows)
     best = min(rows, key=lambda r: float(r["best_val_loss"]))
@@ -61,7 +55,7 @@ def test_pbt_over_two_worker_trials_of_a_train_fn(ray_cluster, tmp_path: Path) -
             assert first["lr"] == pytest.approx(new_config["params.lr"], rel=1e-9)  # and params holds the mutated lr
             checked += 1
     assert checked >= 1
-    assert result.summary["error"] == 0 and len(_rows(exp)) == 2
+    assert result.summary["error"] == 0 and len(results_rows(exp)) == 2
     # each worker group's result.json keeps each epoch once across PBT's pauses and restarts, and ends at train.epochs
     histories = {tid: [r["epoch"] for r in history] for tid, history in trial_results(exp).items()}
     assert all(seen == sorted(set(seen)) and seen[-1] == 3 for seen in histories.values()), (histories, exploits)
@@ -73,7 +67,7 @@ def test_a_users_searcher_and_scheduler_by_path(ray_cluster, tmp_path: Path) -> 
     _search(tmp_path, "plugins", *BYO, "tune.space={params.lr: {loguniform: [0.001, 0.3]}}", "tune.num_samples=3", "train.epochs=4",
             "tune.searcher=byo_user.plugins:ListSearcher", "tune.searcher_kwargs={key: params.lr, values: [0.01, 0.05, 0.2]}",
             "tune.scheduler=byo_user.plugins:StopAt", "tune.scheduler_kwargs={at: 2}")
-    rows = _rows(tmp_path / "plugins")
+    rows = results_rows(tmp_path / "plugins")
     assert sorted(float(r["params.lr"]) for r in rows) == [0.01, 0.05, 0.2]
     assert {(r["epochs"], r["stop_reason"]) for r in rows} == {("2", "early_stopped")}
 
@@ -87,7 +81,7 @@ def test_the_median_rule_and_pb2_run_a_train_fn(ray_cluster, tmp_path: Path, sea
     result = api.tune(None, ["tune.space={params.x: {uniform: [-5.0, 5.0]}}", "tune.metric=loss", "tune.mode=min", "tune.num_samples=4", "train.epochs=4",
                              f"tune.searcher={searcher}", f"tune.scheduler={scheduler}", "tune.perturbation_interval=1", "tune.grace_period=1",
                              "tune.reduction_factor=2", f"output.dir={tmp_path}", "output.experiment=s"], verbose=False, fn=objective)
-    rows = _rows(tmp_path / "s")
+    rows = results_rows(tmp_path / "s")
     assert len(rows) == 4 and result.summary["error"] == 0 and result.summary["scheduler"] == scheduler
     assert any(r["epochs"] == "4" for r in rows) and all(1 <= int(r["epochs"]) <= 4 for r in rows)
 
@@ -112,7 +106,7 @@ def test_a_plain_objective_through_the_python_api(ray_cluster, tmp_path: Path) -
     result = api.tune(None, ["tune.space={params.x: {uniform: [-5.0, 5.0]}}", "tune.metric=loss", "tune.mode=min", "tune.num_samples=6",
                              "train.epochs=3", "tune.searcher=optuna", f"output.dir={tmp_path}", "output.experiment=objective"], verbose=False, fn=objective)
     exp = tmp_path / "objective"
-    assert len(_rows(exp)) == 6 and result.summary["error"] == 0
+    assert len(results_rows(exp)) == 6 and result.summary["error"] == 0
     assert result.best_metric == pytest.approx((result.best_config.params["x"] - 2.0) ** 2 + 1 / 3)
     assert yaml.safe_load((exp / "best_config.yaml").read_text())["train"]["fn"] == "objectives:curve"
     assert "holds no 'model' state dict" in result.summary["best_model"]["note"]
@@ -140,7 +134,7 @@ def test_a_search_whose_every_trial_fails_says_so_and_exits_1(ray_cluster, tmp_p
     assert not (exp / "best_config.yaml").exists() and "best_config.yaml" not in proc.out
     outputs = next(line for line in proc.out.splitlines() if line.startswith("outputs: "))
     assert not (exp / "tensorboard").exists() and "tensorboard/" not in outputs  # the line names only what is there
-    rows = _rows(exp)
+    rows = results_rows(exp)
     assert all(r["error"].startswith("RuntimeError: the user's code broke on rank 0 (") and r["restarts"] == "0" for r in rows)
 
 

@@ -1,7 +1,6 @@
 """dltune tune on a real local Ray (4 logical CPUs), a few small digits trials per search."""
 from __future__ import annotations
 
-import csv
 import json
 import os
 import pickle
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import pbt_exploits as _pbt_exploits, run_cli, trial_results as _trial_results
+from conftest import pbt_exploits as _pbt_exploits, results_rows, run_cli, trial_results as _trial_results
 from ray_stubs import stub_trial
 from dltune.api import tune as tune_api
 
@@ -20,11 +19,6 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 SMALL = ["data.name=digits", "model.name=mlp", "model.hidden=[32]", "train.batch_size=32", "train.max_steps_per_epoch=6", "tune.metric=val_acc", "tune.mode=max"]
 LR_SPACE = "tune.space={optim.lr: {loguniform: [0.0001, 0.05]}, model.dropout: {uniform: [0.0, 0.3]}}"
-
-
-def _rows(exp: Path) -> list[dict[str, str]]:
-    with open(exp / "results.csv", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def _search(tmp_path: Path, name: str, *overrides: str):
@@ -47,7 +41,7 @@ def _search(tmp_path: Path, name: str, *overrides: str):
 def test_each_searcher_completes_and_respects_num_samples(ray_cluster, tmp_path: Path, searcher: str, extra: list[str]) -> None:
     result = _search(tmp_path, searcher, f"tune.searcher={searcher}", "tune.num_samples=3", "train.epochs=2", *extra)
     expected = 4 if searcher == "grid" else 3
-    rows = _rows(tmp_path / searcher)
+    rows = results_rows(tmp_path / searcher)
     assert len(rows) == expected == result.summary["trials"]
     # results.csv names each trial as its TensorBoard run does
     assert sorted(r["trial_id"] for r in rows) == sorted(p.name for p in (tmp_path / searcher / "tensorboard").iterdir())
@@ -62,7 +56,7 @@ def test_asha_stops_weak_trials_early_and_outputs_read_back(ray_cluster, tmp_pat
     result = _search(tmp_path, "asha", "tune.searcher=random", "tune.scheduler=asha", "tune.num_samples=8", "train.epochs=6",
                      "tune.grace_period=1", "tune.reduction_factor=2", "tune.space={optim.lr: {loguniform: [0.00001, 0.05]}}", "tune.seed=3")
     exp = tmp_path / "asha"
-    rows = _rows(exp)
+    rows = results_rows(exp)
     assert len(rows) == 8
     assert any(int(r["epochs"]) < 6 and r["stop_reason"] == "early_stopped" for r in rows)
     assert any(r["stop_reason"] == "completed" for r in rows)
@@ -98,7 +92,7 @@ def test_export_passes_over_deleted_checkpoints_to_the_next_best_then_the_next_t
     overrides = [*SMALL, f"output.dir={tmp_path}", "output.experiment=gone", "tune.searcher=random", "tune.num_samples=2", "train.epochs=3", LR_SPACE, "tune.seed=0"]
     searched = tune_api(None, overrides, verbose=False)
     base = schema.to_mapping(load_config(None, overrides))
-    ranked = results.rank_rows(searched.rows, "max")
+    ranked = results.rankresults_rows(searched.rows, "max")
     best, runner_up = ranked[0], ranked[1]
     kept = dict((ckpt.path, metrics) for ckpt, metrics in best.result.best_checkpoints)
     first = best.result.get_best_checkpoint("val_acc", "max").path
@@ -152,7 +146,7 @@ def test_pbt_exploit_restores_donor_and_applies_mutated_lr(ray_cluster, tmp_path
     assert len(histories) == trials
     for tid, seen in histories.items():
         assert seen == sorted(set(seen)) and seen[-1] == epochs, (tid, histories, exploits)
-    assert len(_rows(exp)) == trials and result.summary["error"] == 0
+    assert len(results_rows(exp)) == trials and result.summary["error"] == 0
     # the journal keeps the new values of each exploit that went on to report in its target's pbt_changes (the policy
     # file names trials by tag, not id; an exploit at the last epoch runs none with its values)
     changes = [c for t in _journal(exp).trials for c in t.user_attrs.get("pbt_changes", [])]
@@ -396,7 +390,7 @@ def test_single_worker_trials_reuse_one_process_without_carrying_state(ray_clust
 
 def test_the_time_budget_ends_the_search_and_says_so(ray_cluster, tmp_path: Path) -> None:
     result = _search(tmp_path, "budget", "tune.searcher=random", "tune.num_samples=2000", "train.epochs=3", LR_SPACE, "tune.time_budget_s=12")
-    summary, rows = result.summary, _rows(tmp_path / "budget")
+    summary, rows = result.summary, results_rows(tmp_path / "budget")
     assert summary["wall_time_s"] >= 12 and 0 < summary["trials"] == len(rows) < 2000
     # what ran all 3 epochs completed; what was running or waiting when the budget ran out is marked
     # so (how many of each depends on the machine's speed, not on the budget's rule)

@@ -2,7 +2,6 @@
 trials across nodes, trials kept off the head, and losing a training worker, the driver or a node."""
 from __future__ import annotations
 
-import csv
 import json
 import signal
 import subprocess
@@ -12,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from conftest import results_rows
 from ray_nodes import ROOT, NamespaceCluster, kill_pid, namespaces_available, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.ray, pytest.mark.slow]
@@ -53,11 +53,6 @@ def _finish(proc: subprocess.Popen, timeout: float = 600) -> str:
     return out
 
 
-def _rows(exp: Path) -> list[dict[str, str]]:
-    with open(exp / "results.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def _epochs_reported(exp: Path) -> dict[str, list[int]]:
     """Epochs each trial reported to Tune, in order (Ray's per-trial result.json)."""
     out: dict[str, list[int]] = {}
@@ -73,7 +68,7 @@ def _any_epoch_done(exp: Path) -> bool:
 
 
 def _assert_complete(exp: Path, trials: int, epochs: int) -> list[dict[str, Any]]:
-    rows = _rows(exp)
+    rows = results_rows(exp)
     assert len(rows) == trials and len({r["trial_id"] for r in rows}) == trials  # none lost, none twice
     assert all(r["stop_reason"] == "completed" and int(r["epochs"]) == epochs for r in rows), rows
     for name, epochs_seen in _epochs_reported(exp).items():

@@ -2,7 +2,6 @@
 (tests/user_package.py, written to disk as a real package) under every launcher."""
 from __future__ import annotations
 
-import csv
 import difflib
 import json
 import os
@@ -25,11 +24,6 @@ PORT = EXAMPLES / "own_loop"
 
 def _metrics(exp: Path) -> list[dict]:
     return [json.loads(line) for line in (exp / "metrics.jsonl").read_text().splitlines()]
-
-
-def _rows(exp: Path) -> list[dict[str, str]]:
-    with open(exp / "results.csv", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def _write_config(path: Path, **sections: object) -> Path:
