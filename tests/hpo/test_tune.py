@@ -92,7 +92,7 @@ def test_export_passes_over_deleted_checkpoints_to_the_next_best_then_the_next_t
     overrides = [*SMALL, f"output.dir={tmp_path}", "output.experiment=gone", "tune.searcher=random", "tune.num_samples=2", "train.epochs=3", LR_SPACE, "tune.seed=0"]
     searched = tune_api(None, overrides, verbose=False)
     base = schema.to_mapping(load_config(None, overrides))
-    ranked = results.rankresults_rows(searched.rows, "max")
+    ranked = results.rank_rows(searched.rows, "max")
     best, runner_up = ranked[0], ranked[1]
     kept = dict((ckpt.path, metrics) for ckpt, metrics in best.result.best_checkpoints)
     first = best.result.get_best_checkpoint("val_acc", "max").path

@@ -69,10 +69,14 @@ def _job(head: Head, *args: str) -> subprocess.CompletedProcess:
 def test_ray_job_submit_runs_a_search_and_leaks_no_secret(head: Head, tmp_path: Path) -> None:
     job_id = f"dltune-test-{secrets.token_hex(4)}"
     out = tmp_path / "shared"
-    submit = subprocess.run(
-        ["bash", "examples/ray_job_submit.sh", "--address", head.dashboard, "--no-wait", "--submission-id", job_id, "--",
-         "tune", "configs/quickstart_tune.yaml", *SMALL, f"output.dir={out}", "output.experiment=submitted"],
-        cwd=ROOT, env=head.env, capture_output=True, text=True, timeout=300)
+    for _ in range(20):  # a head just started may not have its job agent yet; Ray answers "try again later"
+        submit = subprocess.run(
+            ["bash", "examples/ray_job_submit.sh", "--address", head.dashboard, "--no-wait", "--submission-id", job_id, "--",
+             "tune", "configs/quickstart_tune.yaml", *SMALL, f"output.dir={out}", "output.experiment=submitted"],
+            cwd=ROOT, env=head.env, capture_output=True, text=True, timeout=300)
+        if "No available agent to submit job" not in submit.stderr:
+            break
+        time.sleep(3)
     assert submit.returncode == 0, submit.stderr
 
     deadline, status = time.monotonic() + 600, ""
