@@ -189,14 +189,17 @@ class _Controller:
 
 
 def dltune_overrides(method: str, seed: int, epochs: int = EPOCHS) -> list[str]:
-    """``searcher+scheduler[:sampler]`` as dltune overrides for the surrogate's space."""
+    """``searcher[:sampler][@key=value,...]+scheduler`` as dltune overrides for the surrogate's space
+    (``@`` sets tune.searcher_kwargs, e.g. ``optuna:gp@n_startup_trials=3+fifo``)."""
     searcher, _, scheduler = method.partition("+")
+    searcher, _, kwargs = searcher.partition("@")
     searcher, _, sampler = searcher.partition(":")
     space = ", ".join(f"params.{name}: {{{('lograndint' if log else 'randint') if integer else ('loguniform' if log else 'uniform')}: [{_yaml(low, integer)}, {_yaml(high, integer)}]}}"
                       for name, (low, high, log, integer) in SPACE.items())
     return [f"tune.space={{{space}}}", f"tune.metric={METRIC}", "tune.mode=max", f"train.epochs={epochs}", "tune.num_samples=100000",
             f"tune.searcher={searcher}", f"tune.scheduler={scheduler or 'auto'}", f"tune.seed={seed}", "tune.grace_period=1",
-            *([f"tune.sampler={sampler}"] if sampler else [])]
+            *([f"tune.sampler={sampler}"] if sampler else []),
+            *([f"tune.searcher_kwargs={{{kwargs.replace('=', ': ')}}}"] if kwargs else [])]
 
 
 def _yaml(x: float, integer: bool) -> str:

@@ -83,7 +83,7 @@ def resolve_choice(params: list[Param], cfg: Config) -> Choice:
         return choice
     scheduler = t.scheduler
     if scheduler == "auto":
-        scheduler = "hyperband" if t.searcher == "bohb" else "fifo"
+        scheduler = {"bohb": "hyperband", "smac": "smac_hyperband" if cfg.train.epochs > 1 else "fifo"}.get(t.searcher, "fifo")
     return Choice(t.searcher, scheduler, t.sampler, "as configured")
 
 
@@ -123,7 +123,7 @@ def plugin_class(key: str, path: str) -> tuple[str, type]:
 # The packages each built-in method imports when its trials start (all of them dltune dependencies;
 # an environment installed without them is told at check time, not by a traceback from the driver).
 REQUIRES = {"optuna": ("optuna",), "hyperopt": ("hyperopt",), "blendsearch": ("flaml", "optuna"), "cfo": ("flaml",),
-            "bohb": ("hpbandster", "ConfigSpace"), "optuna_hyperband": ("optuna",), "pb2": ("sklearn",)}
+            "bohb": ("hpbandster", "ConfigSpace"), "smac": ("smac", "ConfigSpace"), "smac_hyperband": ("smac",), "optuna_hyperband": ("optuna",), "pb2": ("sklearn",)}
 SAMPLER_REQUIRES = {"cmaes": ("cmaes",), "gp": ("torch", "scipy")}
 PIP_NAMES = {"sklearn": "scikit-learn"}
 
@@ -154,6 +154,15 @@ def check_compatible(choice: Choice, params: list[Param], cfg: Config) -> None:
             raise ConfigError(f"tune.scheduler: optuna_hyperband prunes through the Optuna study; use tune.searcher=optuna (or an Optuna sampler class), not {choice.searcher}")
         if not float(cfg.tune.reduction_factor).is_integer():
             raise ConfigError(f"tune.reduction_factor: optuna_hyperband (Optuna's HyperbandPruner) takes a whole number, not {cfg.tune.reduction_factor:g}")
+    if choice.searcher == "smac" and choice.scheduler not in ("smac_hyperband", "fifo"):
+        raise ConfigError("tune.scheduler: smac decides each trial's epochs with its own Hyperband; use scheduler smac_hyperband (or auto), or fifo for full runs")
+    if choice.scheduler == "smac_hyperband":
+        if choice.searcher != "smac":
+            raise ConfigError(f"tune.scheduler: smac_hyperband runs the epochs SMAC asks for; use tune.searcher=smac, not {choice.searcher}")
+        if cfg.train.epochs <= min(cfg.tune.grace_period, cfg.train.epochs):
+            raise ConfigError(f"tune.scheduler: smac_hyperband needs train.epochs above tune.grace_period ({cfg.tune.grace_period}), its smallest budget; use fifo")
+        if not float(cfg.tune.reduction_factor).is_integer():
+            raise ConfigError(f"tune.reduction_factor: smac_hyperband (SMAC's Hyperband) takes a whole number, not {cfg.tune.reduction_factor:g}")
     if choice.scheduler in ("pbt", "pb2") and choice.searcher not in ("random", "grid"):
         raise ConfigError(f"tune.searcher: {choice.scheduler} explores by itself; use tune.searcher=random (or auto)")
 
@@ -258,6 +267,16 @@ def _bohb(choice: Choice, cfg: Config, concurrency: int) -> Any:
     return _construct("tune.searcher", RecordingBOHB, {"time_attr": TIME_ATTR, "seed": t.seed, **t.searcher_kwargs})
 
 
+def _smac(choice: Choice, cfg: Config, concurrency: int) -> Any:
+    from dltune.hpo.smac_search import SmacSearch
+
+    t, epochs = cfg.tune, cfg.train.epochs
+    multi = choice.scheduler == "smac_hyperband"
+    return _construct("tune.searcher", SmacSearch, {"params": parse_space(t.space, Config), "time_attr": TIME_ATTR, "epochs": epochs, "seed": t.seed, "num_samples": t.num_samples,
+                                                    "min_epochs": min(t.grace_period, epochs) if multi else epochs, "eta": int(t.reduction_factor),
+                                                    **t.searcher_kwargs})
+
+
 SEARCHERS: dict[str, Callable[[Choice, Config, int], Any]] = {
     "random": _variant_generator,
     "grid": _variant_generator,
@@ -266,6 +285,7 @@ SEARCHERS: dict[str, Callable[[Choice, Config, int], Any]] = {
     "blendsearch": _flaml,
     "cfo": _flaml,
     "bohb": _bohb,
+    "smac": _smac,
 }
 SAMPLERS = {"tpe": "TPESampler", "cmaes": "CmaEsSampler", "gp": "GPSampler"}  # optuna.samplers class names
 
@@ -360,12 +380,19 @@ def _pb2(choice: Choice, cfg: Config, params: list[Param]) -> Any:
                       quantile_fraction=t.quantile_fraction, synch=t.synch)
 
 
+def _smac_budgets(choice: Choice, cfg: Config, params: list[Param]) -> Any:
+    from dltune.hpo.smac_search import SmacBudgets
+
+    return _scheduler(SmacBudgets, cfg.tune, time_attr=TIME_ATTR)
+
+
 SCHEDULERS: dict[str, Callable[[Choice, Config, list[Param]], Any]] = {
     "fifo": _fifo,
     "asha": _asha,
     "hyperband": _hyperband,
     "median": _median,
     "optuna_hyperband": _optuna_pruning,
+    "smac_hyperband": _smac_budgets,
     "pbt": _pbt,
     "pb2": _pb2,
 }
@@ -386,6 +413,7 @@ def describe_rungs(scheduler: Any, cfg: Config) -> str | None:
     rungs of Optuna's HyperbandPruner's brackets (the study spreads trials over them)."""
     from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler
 
+    from dltune.hpo.smac_search import SmacBudgets, epochs_of
     from dltune.ray_compat.optuna_search import OptunaPruning
     from dltune.ray_compat.schedulers import hyperband_brackets
 
@@ -407,6 +435,11 @@ def describe_rungs(scheduler: Any, cfg: Config) -> str | None:
         # trial at low * eta**(b + k) epochs
         brackets = [[low * eta**k for k in range(b, 64) if low * eta**k < epochs] for b in range(int(math.log(epochs / low, eta) + 1e-9) + 1)]
         return "optuna hyperband brackets (rung epochs): " + "; ".join(", ".join(map(str, rungs)) or "none" for rungs in brackets) + f"; then {epochs} for those let through"
+    if isinstance(scheduler, SmacBudgets):
+        epochs, eta = cfg.train.epochs, int(cfg.tune.reduction_factor)
+        # SMAC's Hyperband budgets: train.epochs / eta**k, k up to floor(log_eta(epochs / min)); here rounded up
+        top = int(math.log(epochs / min(cfg.tune.grace_period, epochs), eta) + 1e-9)
+        return "smac hyperband budgets (epochs): " + ", ".join(str(epochs_of(epochs / eta**k)) for k in range(top, -1, -1))
     return None
 
 

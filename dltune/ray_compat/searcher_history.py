@@ -16,7 +16,9 @@ Checked: Optuna, by trial id; BlendSearch/CFO, by config; HyperOpt, by trial id 
 is one it suggested and has not heard end, else by config among its evaluated points (a trial it
 never suggested is added as one); BOHB, by the ids of the trials it heard end, which dltune's
 ``RecordingBOHB`` keeps in its saved state (Ray's TuneBOHB forgets a trial once it ends, and its
-model skips results below its largest budget, so neither says what it has heard). Plugin searchers
+model skips results below its largest budget, so neither says what it has heard). A searcher
+that says itself, with ``heard(trial_id)`` and ``tell_finished(trial_id, config, result)`` (dltune's
+SMAC searcher; a plugin searcher may too), is checked by those. Other plugin searchers
 are restored as Ray restores them, unchecked. Random and grid search keep no history: they only
 count the configs they have issued.
 
@@ -139,6 +141,14 @@ def _bohb_tell(searcher: RecordingBOHB, trial: Trial) -> None:
     searcher.on_trial_complete(trial.trial_id, result)
 
 
+def _own_lacks(searcher: Any, trial: Trial) -> bool:
+    return not searcher.heard(trial.trial_id)
+
+
+def _own_tell(searcher: Any, trial: Trial) -> None:
+    searcher.tell_finished(trial.trial_id, trial.config, trial.last_result)
+
+
 def make_whole(searcher: Any, trials: list[Trial]) -> tuple[int, int] | None:
     """Tell ``searcher`` each finished trial of ``trials`` it lacks; (finished, told), or None for a
     searcher this module does not check."""
@@ -150,6 +160,8 @@ def make_whole(searcher: Any, trials: list[Trial]) -> tuple[int, int] | None:
         lacks, tell = _hyperopt_lacks, _hyperopt_tell
     elif isinstance(searcher, RecordingBOHB):
         lacks, tell = _bohb_lacks, _bohb_tell
+    elif callable(getattr(searcher, "heard", None)) and callable(getattr(searcher, "tell_finished", None)):
+        lacks, tell = _own_lacks, _own_tell
     else:
         return None
     finished = [t for t in trials if t.status == Trial.TERMINATED and t.last_result]

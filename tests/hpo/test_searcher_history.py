@@ -196,3 +196,21 @@ def test_the_resume_says_what_it_found_and_leaves_unchecked_searchers_alone(tmp_
     bohb = TuneBOHB()  # Ray's own, which keeps no record of the trials it heard end
     bohb.set_search_properties("loss", "min", SPACE)
     assert innermost_searcher(bohb) is bohb and make_whole(bohb, [_finished("a", run["config"], run["result"])]) is None
+
+
+def test_a_searcher_that_says_what_it_heard_is_told_what_it_lacks() -> None:
+    class Own:
+        def __init__(self) -> None:
+            self.told: dict[str, tuple[dict, dict]] = {"a": ({}, {})}
+
+        def heard(self, trial_id: str) -> bool:
+            return trial_id in self.told
+
+        def tell_finished(self, trial_id: str, config: dict, result: dict) -> None:
+            self.told[trial_id] = (config, result)
+
+    own = Own()
+    trials = [_finished(tid, {"x": x}, {"loss": x, "epoch": 2}) for tid, x in (("a", 1.0), ("b", 2.0))]
+    assert make_whole(own, trials) == (2, 1)
+    assert own.told["b"] == ({"x": 2.0}, {**trials[1].last_result})
+    assert make_whole(own, trials) == (2, 0)

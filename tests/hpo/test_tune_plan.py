@@ -123,6 +123,7 @@ def test_incompatible_combinations_are_refused(overrides: list[str], message: st
     (["tune.searcher=optuna", "tune.sampler=cmaes"], r"tune.sampler: cmaes needs the cmaes package, which is not installed here \(pip install cmaes\)"),
     (["tune.searcher=bohb"], r"tune.searcher: bohb needs the hpbandster package, .* \(pip install hpbandster\)"),
     (["tune.scheduler=pb2"], r"tune.scheduler: pb2 needs the sklearn package, .* \(pip install scikit-learn\)"),
+    (["tune.searcher=smac"], r"tune.searcher: smac needs the smac package, .* \(pip install smac\)"),
 ])
 def test_a_method_whose_package_is_missing_is_refused_at_check_time(monkeypatch: pytest.MonkeyPatch, overrides: list[str], message: str) -> None:
     import importlib.util
@@ -131,7 +132,7 @@ def test_a_method_whose_package_is_missing_is_refused_at_check_time(monkeypatch:
 
     real = importlib.util.find_spec
     monkeypatch.setattr(algorithms.importlib.util, "find_spec",
-                        lambda name, *a: None if name in ("cmaes", "hpbandster", "sklearn") else real(name, *a))
+                        lambda name, *a: None if name in ("cmaes", "hpbandster", "sklearn", "smac") else real(name, *a))
     cfg = _cfg("train.epochs=3", "tune.space={optim.lr: {uniform: [0.001, 0.1]}}", *overrides)
     params = parse_space(cfg.tune.space, Config)
     with pytest.raises(ConfigError, match=message):

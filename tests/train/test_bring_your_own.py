@@ -214,7 +214,7 @@ def test_space_checks_for_params_and_integer_keys(user_root: Path, capsys: pytes
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["tune.searcher=optunaa"], "tune.searcher: 'optunaa' is not one of auto, random, grid, optuna, hyperopt, blendsearch, cfo, bohb, "
+        (["tune.searcher=optunaa"], "tune.searcher: 'optunaa' is not one of auto, random, grid, optuna, hyperopt, blendsearch, cfo, bohb, smac, "
                                     "or a 'package.module:Class' (did you mean 'optuna'?)"),
         (["tune.scheduler=byo_user.train:Net"], "tune.scheduler: byo_user.train:Net is not a ray.tune.schedulers.TrialScheduler subclass"),
         (["tune.searcher=byo_user.train:Points"], "tune.searcher: byo_user.train:Points is not a ray.tune.search.Searcher or optuna.samplers.BaseSampler subclass"),
