@@ -100,8 +100,20 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             searches.append(result)
             if i % 50 == 0 or i == len(jobs):
                 print(f"{i}/{len(jobs)} searches", flush=True)
-    return {"command": invocation(), "machine": machine_line(), "epochs": args.epochs, "budgets": args.budgets, "slots": args.slots, "seeds": args.seeds,
+    return {"command": recorded_command(), "machine": machine_line(), "epochs": args.epochs, "budgets": args.budgets, "slots": args.slots, "seeds": args.seeds,
             "tasks": args.tasks, "methods": args.methods, "scales": {t: vars(s) for t, s in scales.items()}, "searches": searches}
+
+
+def recorded_command() -> str:
+    """The command line for the results: the surrogate's folder as PATH, and without --out (where
+    the files go changes nothing in them)."""
+    words, out = invocation().split(" "), []
+    for word in words:
+        if out and out[-1] in ("--lcbench-dir", "--out"):
+            out[-1:] = [] if out[-1] == "--out" else [out[-1], "PATH"]
+        else:
+            out.append(word)
+    return " ".join(out)
 
 
 def epochs_of(data: dict[str, Any]) -> int:
@@ -124,7 +136,8 @@ def auto_method(slots: int, epochs: int, trials: int) -> str:
                              f"tune.num_samples={trials}"])
     choice = algorithms.resolve_choice(parse_space(cfg.tune.space, Config), cfg)
     sampler = f":{choice.sampler}" if choice.searcher == "optuna" and choice.sampler != "tpe" else ""
-    return f"{choice.searcher}{sampler}+{choice.scheduler}"
+    kwargs = "@" + ",".join(f"{k}={v}" for k, v in choice.searcher_kwargs.items()) if choice.searcher_kwargs else ""
+    return f"{choice.searcher}{sampler}{kwargs}+{choice.scheduler}"
 
 
 def score_at(trace: list[list[float]], budget: float) -> float:
@@ -262,7 +275,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--from-json", type=Path, nargs="+", help="re-render earlier runs' results jsons (merged) instead of measuring")
     parser.add_argument("--tasks", default=",".join(DEV_TASKS), help="OpenML task ids (default: the 28 development tasks)")
     parser.add_argument("--single-fidelity", action="store_true", help="trials of one step (the searchers alone); default methods and budgets change")
-    parser.add_argument("--methods", help="searcher[:sampler]+scheduler names, optuna-plain, synetune-NAME (default: every method of the mode)")
+    parser.add_argument("--methods", help="searcher[:sampler][@key=value,...]+scheduler names, optuna-plain, synetune-NAME (default: every method of the mode)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--budgets", default="10,30", help="multiples of one full run's training seconds")
     parser.add_argument("--slots", default="1,4", help="concurrent trials")

@@ -13,7 +13,7 @@ import inspect
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dltune import plugins, schema
@@ -22,13 +22,14 @@ from dltune.errors import ConfigError
 from dltune.space import Param, parse_space
 
 TIME_ATTR = "epoch"
-# Optuna's GP-based BO on full runs won both LCBench tables (7 numeric keys, 30 full runs of
-# compute); at 10 it is still in its 10 random start-up trials. It refits its GP on every finished
-# trial, a cost that grows with the trials (0.8 s per trial at 30 here); outside these bounds it is
-# unmeasured or slow, and TPE takes over.
-GP_MIN_TRIALS = 20
+# Optuna's GP-based BO on full runs won both LCBench tables (7 numeric keys, 10 and 30 full runs
+# of compute) once its random start-up is cut from Optuna's 10 trials to 3: with 10 it had barely
+# begun at 10 full runs. It refits its GP on every finished trial, a cost that grows with the
+# trials (0.8 s per trial at 30 here); outside these bounds it is unmeasured or slow, and TPE takes over.
+GP_MIN_TRIALS = 10
 GP_MAX_TRIALS = 100
 GP_MAX_KEYS = 10
+GP_STARTUP = {"n_startup_trials": 3}
 
 
 @dataclass
@@ -37,6 +38,8 @@ class Choice:
     scheduler: str
     sampler: str
     reason: str
+    # The rule's own constructor arguments for the searcher; tune.searcher_kwargs override them.
+    searcher_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 def auto_choice(params: list[Param], cfg: Config) -> Choice:
@@ -54,8 +57,8 @@ def auto_choice(params: list[Param], cfg: Config) -> Choice:
         # trials to act, beat every early-stopping method; TPE with Optuna's HyperbandPruner ranked
         # best of those, and BOHB below random + ASHA.
         if numeric and GP_MIN_TRIALS <= t.num_samples <= GP_MAX_TRIALS and t.sampler == "tpe":
-            return Choice("optuna", "fifo", "gp", f"{t.num_samples} trials of {len(params)} numeric keys, enough for Optuna's GP-based BO "
-                          "to model past its 10 start-up trials: GP-BO on full runs, no early stopping")
+            return Choice("optuna", "fifo", "gp", f"{t.num_samples} trials of {len(params)} numeric keys: Optuna's GP-based BO on full runs "
+                          "after 3 random start-up trials, no early stopping", dict(GP_STARTUP))
         signal = f"epochs are a multi-fidelity signal ({epochs} epochs): Optuna {t.sampler.upper()}"
         if not float(t.reduction_factor).is_integer():  # Optuna's HyperbandPruner takes whole numbers only
             return Choice("optuna", "asha", t.sampler, f"{signal} with ASHA (tune.reduction_factor={t.reduction_factor:g} is not the whole number Optuna's HyperbandPruner needs)")
@@ -67,7 +70,8 @@ def auto_choice(params: list[Param], cfg: Config) -> Choice:
         return Choice("optuna", "fifo", "tpe", f"single-fidelity, {len(params)} numeric keys (more than {GP_MAX_KEYS}): Optuna TPE")
     if t.num_samples > GP_MAX_TRIALS:
         return Choice("optuna", "fifo", "tpe", f"single-fidelity, {t.num_samples} trials (more than {GP_MAX_TRIALS}, too many to refit a GP on each): Optuna TPE")
-    return Choice("optuna", "fifo", "gp", f"single-fidelity, {len(params)} numeric keys, {t.num_samples} trials: Optuna GP-based BO")
+    return Choice("optuna", "fifo", "gp", f"single-fidelity, {len(params)} numeric keys, {t.num_samples} trials: Optuna GP-based BO "
+                  "after 3 random start-up trials", dict(GP_STARTUP))
 
 
 def resolve_choice(params: list[Param], cfg: Config) -> Choice:
@@ -227,7 +231,7 @@ def _optuna(choice: Choice, cfg: Config, concurrency: int) -> Any:
     t = cfg.tune
     with warnings.catch_warnings():  # Optuna 3.6 marks GPSampler experimental; auto picks it on measurements (docs/tuning.md)
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = _construct("tune.searcher", getattr(optuna.samplers, SAMPLERS[choice.sampler]), {"seed": t.seed, **t.searcher_kwargs})
+        sampler = _construct("tune.searcher", getattr(optuna.samplers, SAMPLERS[choice.sampler]), {"seed": t.seed, **choice.searcher_kwargs, **t.searcher_kwargs})
     return _optuna_search(sampler, choice, cfg)
 
 

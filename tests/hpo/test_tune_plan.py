@@ -49,9 +49,9 @@ def _cfg(*overrides: str):
 @pytest.mark.parametrize(
     ("overrides", "searcher", "scheduler", "sampler"),
     [
-        (["train.epochs=5", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}"], "optuna", "optuna_hyperband", "tpe"),
-        (["train.epochs=5", "tune.reduction_factor=2.5", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}"], "optuna", "asha", "tpe"),
-        (["train.epochs=5", "tune.num_samples=20", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}"], "optuna", "fifo", "gp"),
+        (["train.epochs=5", "tune.num_samples=9", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}"], "optuna", "optuna_hyperband", "tpe"),
+        (["train.epochs=5", "tune.num_samples=9", "tune.reduction_factor=2.5", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}"], "optuna", "asha", "tpe"),
+        (["train.epochs=5", "tune.num_samples=10", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}"], "optuna", "fifo", "gp"),
         (["train.epochs=5", "tune.num_samples=101", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}"], "optuna", "optuna_hyperband", "tpe"),
         (["train.epochs=5", "tune.num_samples=30", "tune.space={optim.name: {choice: [sgd, adamw]}}"], "optuna", "optuna_hyperband", "tpe"),
         (["train.epochs=1", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}, model.dropout: {uniform: [0, 0.5]}}"], "optuna", "fifo", "gp"),
@@ -230,3 +230,13 @@ def test_a_concurrency_limit_that_starves_hyperbands_brackets_is_warned_of(searc
     plan = make_plan(cfg, {"CPU": 4.0, "GPU": 0.0})
     line = f"warning: tune.max_concurrent_trials={limit} with hyperband: the {searcher} searcher then creates each trial only as a slot frees"
     assert any(w.startswith(line) for w in plan.warnings()) is warned and (line in plan.describe()) is warned
+
+
+@pytest.mark.parametrize(("overrides", "startup"), [([], 3), (["tune.searcher_kwargs={n_startup_trials: 7}"], 7)])
+def test_autos_gp_starts_modelling_after_3_random_trials_unless_told_otherwise(overrides: list[str], startup: int) -> None:
+    from dltune.hpo.algorithms import build_searcher
+
+    cfg = _cfg("train.epochs=5", "tune.num_samples=30", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}", *overrides)
+    choice = resolve_choice(parse_space(cfg.tune.space, Config), cfg)
+    assert choice.sampler == "gp" and "after 3 random start-up trials" in choice.reason
+    assert build_searcher(choice, cfg, 1)._sampler._n_startup_trials == startup
