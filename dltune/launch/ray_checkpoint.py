@@ -3,13 +3,20 @@
 A checkpoint directory holds either the state itself (``CHECKPOINT_FILE``) or, where the
 experiment dir keeps that state already, its name relative to the experiment dir
 (``POINTER_FILE``): relative, so no credential of the experiment's URI is written.
+
+The directory is staged in the temp dir while Ray copies it to storage. A trial killed in that
+window (SIGKILL, a lost node, the search's end) leaves it behind, with a copy of the model; the
+next checkpoint staged on the machine removes those whose process is gone.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from dltune import storage
@@ -18,19 +25,49 @@ from dltune.train import checkpoint
 
 CHECKPOINT_FILE = "state.pt"
 POINTER_FILE = "experiment_checkpoint.txt"
+PREFIX = "dltune-ckpt-"
+# An orphan is also this old: a process id seen dead may be another pid namespace's (a shared /tmp).
+ORPHAN_AGE_S = 3600.0
 
 
 @contextlib.contextmanager
 def checkpoint_dir(state: dict[str, Any], kept_as: str | None = None) -> Iterator[str]:
     """A temporary directory to hand to ``Checkpoint.from_directory``: the name ``kept_as`` when
     given, otherwise ``state``. Ray copies it to its storage before the directory goes."""
-    with tempfile.TemporaryDirectory(prefix="dltune-ckpt-") as tmp:
+    remove_orphans(tempfile.gettempdir())
+    with tempfile.TemporaryDirectory(prefix=f"{PREFIX}{os.getpid()}-") as tmp:
         if kept_as is not None:
             with open(os.path.join(tmp, POINTER_FILE), "w", encoding="utf-8") as f:
                 f.write(kept_as)
         else:
             checkpoint.save(state, os.path.join(tmp, CHECKPOINT_FILE))
         yield tmp
+
+
+def remove_orphans(folder: str) -> list[str]:
+    """Remove the staged checkpoint dirs in ``folder`` whose process has ended, an hour or more
+    old; their names."""
+    now, removed = time.time(), []
+    for path in Path(folder).glob(f"{PREFIX}*-*"):
+        pid = path.name[len(PREFIX):].split("-", 1)[0]
+        try:
+            old = now - path.stat().st_mtime >= ORPHAN_AGE_S
+        except OSError:  # removed meanwhile
+            continue
+        if pid.isdigit() and old and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
 
 
 def load_ray_checkpoint(ckpt: Any, map_location: str = "cpu", exp_dir: str | None = None) -> dict[str, Any]:
