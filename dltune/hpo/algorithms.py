@@ -417,7 +417,7 @@ def describe_rungs(scheduler: Any, cfg: Config) -> str | None:
     rungs of Optuna's HyperbandPruner's brackets (the study spreads trials over them)."""
     from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler
 
-    from dltune.hpo.smac_search import SmacBudgets, epochs_of
+    from dltune.hpo.smac_search import SmacBudgets, epochs_of, smac_budgets
     from dltune.ray_compat.optuna_search import OptunaPruning
     from dltune.ray_compat.schedulers import hyperband_brackets
 
@@ -440,10 +440,9 @@ def describe_rungs(scheduler: Any, cfg: Config) -> str | None:
         brackets = [[low * eta**k for k in range(b, 64) if low * eta**k < epochs] for b in range(int(math.log(epochs / low, eta) + 1e-9) + 1)]
         return "optuna hyperband brackets (rung epochs): " + "; ".join(", ".join(map(str, rungs)) or "none" for rungs in brackets) + f"; then {epochs} for those let through"
     if isinstance(scheduler, SmacBudgets):
-        epochs, eta = cfg.train.epochs, int(cfg.tune.reduction_factor)
-        # SMAC's Hyperband budgets: train.epochs / eta**k, k up to floor(log_eta(epochs / min)); here rounded up
-        top = int(math.log(epochs / min(cfg.tune.grace_period, epochs), eta) + 1e-9)
-        return "smac hyperband budgets (epochs): " + ", ".join(str(epochs_of(epochs / eta**k)) for k in range(top, -1, -1))
+        epochs = cfg.train.epochs
+        budgets = smac_budgets(epochs, min(cfg.tune.grace_period, epochs), int(cfg.tune.reduction_factor))
+        return "smac hyperband budgets (epochs): " + ", ".join(str(epochs_of(b)) for b in budgets)
     return None
 
 

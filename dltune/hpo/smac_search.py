@@ -35,8 +35,8 @@ STATE_FILES = ("optimization.json", "runhistory.json", "intensifier.json")  # wh
 
 
 def config_space(params: list[Param], seed: int) -> Any:
-    """dltune's space as a ConfigSpace; a quniform key is an ordinal of its steps."""
-    from ConfigSpace import Categorical, ConfigurationSpace, Float, Integer, OrdinalHyperparameter
+    """dltune's space as a ConfigSpace; a quniform key is the index of its step (``from_smac``)."""
+    from ConfigSpace import Categorical, ConfigurationSpace, Float, Integer
 
     cs = ConfigurationSpace(seed=seed)
     for p in params:
@@ -46,8 +46,7 @@ def config_space(params: list[Param], seed: int) -> Any:
         elif p.kind in ("randint", "lograndint"):
             cs.add(Integer(p.key, (int(a[0]), int(a[1])), log=p.kind == "lograndint"))
         elif p.kind == "quniform":
-            steps = int(math.floor((a[1] - a[0]) / a[2] + 1e-9))
-            cs.add(OrdinalHyperparameter(p.key, [_plain(a[0] + k * a[2]) for k in range(steps + 1)]))
+            cs.add(Integer(p.key, (0, int(math.floor((a[1] - a[0]) / a[2] + 1e-9)))))
         elif p.kind == "choice":
             cs.add(Categorical(p.key, list(a)))
         else:  # check_compatible refuses grid entries for every searcher but random and grid
@@ -55,19 +54,43 @@ def config_space(params: list[Param], seed: int) -> Any:
     return cs
 
 
-def _plain(x: float) -> float | int:
-    return int(x) if float(x).is_integer() else round(x, 12)
+def from_smac(params: list[Param], values: dict[str, Any]) -> dict[str, Any]:
+    """A SMAC config as trial values: a quniform key's step index back to its value."""
+    out = dict(values)
+    for p in params:
+        if p.kind == "quniform":
+            x = p.args[0] + int(values[p.key]) * p.args[2]
+            out[p.key] = int(x) if float(x).is_integer() else round(x, 12)
+    return out
+
+
+def to_smac(params: list[Param], config: dict[str, Any]) -> dict[str, Any]:
+    out = {p.key: config[p.key] for p in params}
+    for p in params:
+        if p.kind == "quniform":
+            out[p.key] = int(round((float(config[p.key]) - p.args[0]) / p.args[2]))
+    return out
 
 
 def epochs_of(budget: float) -> int:
     return math.ceil(budget - 1e-9)
 
 
+def smac_budgets(epochs: int, min_epochs: int, eta: int) -> list[float]:
+    """SMAC's Hyperband budgets, smallest first, by SMAC's own arithmetic (a plain floor of the
+    log, so 243 epochs with eta 3 give 3 to 243, not 1)."""
+    import numpy as np
+
+    top = int(np.floor(np.log(epochs / min_epochs) / np.log(eta)))
+    return [epochs / eta**k for k in range(top, -1, -1)]
+
+
 class SmacSearch(Searcher):
     """``epochs``: train.epochs; ``min_epochs`` below it makes it multi-fidelity (SMAC's Hyperband
     with ``eta``), equal to it single-fidelity (full runs only). ``initial_configs``: the random
-    (Sobol) configs before the model acts; SMAC's default is 10 per key, at most a quarter of
-    ``num_samples``."""
+    configs before the model acts (Sobol for full runs); SMAC's default is 10 per key, at most a
+    quarter of ``num_samples``. A crashed trial, or one whose metric is missing or not finite, is
+    told to SMAC as crashed at the worst cost seen (an infinite cost breaks SMAC's model)."""
 
     def __init__(self, params: list[Param], *, time_attr: str, epochs: int, min_epochs: int, eta: int, seed: int, num_samples: int,
                  initial_configs: int | None = None, metric: str | None = None, mode: str | None = None) -> None:
@@ -80,6 +103,8 @@ class SmacSearch(Searcher):
         self._folder = Path(tempfile.mkdtemp(prefix="dltune-smac-"))
         self._pending: dict[str, Any] = {}  # trial id -> SMAC's TrialInfo, asked and not yet told
         self._budgets: dict[str, int] = {}  # trial id -> the epoch its trial stops at
+        self._worst: float | None = None  # the worst finite cost told
+        self._crashed: list[Any] = []  # crashed trials' TrialInfos, waiting for a finite cost to tell them with
         with self._scratch():
             self._smac = self._facade()
 
@@ -94,7 +119,7 @@ class SmacSearch(Searcher):
         scenario = Scenario(config_space(self._params, self._seed), name="search", output_directory=self._folder,
                             deterministic=True, n_trials=max(self._num_samples, 1), seed=self._seed, **budgets)
         facade = MultiFidelityFacade if self.multi_fidelity else HyperparameterOptimizationFacade
-        parts = {"initial_design": facade.get_initial_design(scenario, n_configs=self._initial_configs, max_ratio=1.0)} if self._initial_configs else {}
+        parts = {} if self._initial_configs is None else {"initial_design": facade.get_initial_design(scenario, n_configs=self._initial_configs, max_ratio=1.0)}
         if self.multi_fidelity:
             parts["intensifier"] = MultiFidelityFacade.get_intensifier(scenario, eta=self._eta)
         # SMAC checks its target function's arguments (budget: multi-fidelity only); Ray Tune runs the trials, not SMAC
@@ -121,10 +146,15 @@ class SmacSearch(Searcher):
         return True
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        info = self._smac.ask()
+        from smac.main.exceptions import ConfigurationSpaceExhaustedException
+
+        try:
+            info = self._smac.ask()
+        except ConfigurationSpaceExhaustedException:  # a small discrete space, every config tried
+            return Searcher.FINISHED
         self._pending[trial_id] = info
         self._budgets[trial_id] = epochs_of(info.budget) if info.budget is not None else self._epochs
-        return dict(info.config)
+        return from_smac(self._params, dict(info.config))
 
     @property
     def told(self) -> int:
@@ -141,11 +171,17 @@ class SmacSearch(Searcher):
         info = self._pending.pop(trial_id, None)
         if info is None:
             return
-        if error or not result or self._metric not in result:
-            self._smac.tell(info, TrialValue(cost=math.inf, status=StatusType.CRASHED), save=False)
-            return
-        value = float(result[self._metric])
-        self._smac.tell(info, TrialValue(cost=-value if self._mode == "max" else value), save=False)
+        value = float(result[self._metric]) if not error and result and self._metric in result else math.nan
+        if not math.isfinite(value):
+            self._crashed.append(info)
+        else:
+            cost = -value if self._mode == "max" else value
+            self._worst = cost if self._worst is None else max(self._worst, cost)
+            self._smac.tell(info, TrialValue(cost=cost), save=False)
+        if self._worst is not None:
+            for crashed in self._crashed:
+                self._smac.tell(crashed, TrialValue(cost=self._worst, status=StatusType.CRASHED), save=False)
+            self._crashed.clear()
 
     def heard(self, trial_id: str) -> bool:
         """Whether SMAC has been told this trial's end (False for a trial it never asked for)."""
@@ -159,9 +195,14 @@ class SmacSearch(Searcher):
 
         if trial_id not in self._pending:
             epoch = int(result[self._time_attr])
-            values = {p.key: config[p.key] for p in self._params}
-            self._pending[trial_id] = TrialInfo(Configuration(self._smac.scenario.configspace, values=values), seed=self._seed,
-                                                budget=float(epoch) if self.multi_fidelity else None)
+            budget = None
+            if self.multi_fidelity:  # SMAC's own budget for the epoch it reached (SMAC ignores any other)
+                budget = max((b for b in smac_budgets(self._epochs, self._min_epochs, self._eta) if epochs_of(b) <= epoch), default=None)
+                if budget is None:
+                    return
+            seed = next((key.seed for key in self._smac.runhistory.keys()), self._seed)  # SMAC's one seed of a deterministic run
+            self._pending[trial_id] = TrialInfo(Configuration(self._smac.scenario.configspace, values=to_smac(self._params, config)),
+                                                seed=seed, budget=budget)
             self._budgets[trial_id] = epoch
         self.on_trial_complete(trial_id, result)
 
@@ -173,7 +214,8 @@ class SmacSearch(Searcher):
         return {"files": files,
                 # by SMAC's own config ids: its run history keeps asked trials as running
                 "pending": {tid: (self._smac.runhistory.get_config_id(info.config), info.seed, info.budget) for tid, info in self._pending.items()},
-                "budgets": self._budgets, "metric": self._metric, "mode": self._mode}
+                "crashed": [(self._smac.runhistory.get_config_id(info.config), info.seed, info.budget) for info in self._crashed],
+                "budgets": self._budgets, "worst": self._worst, "metric": self._metric, "mode": self._mode}
 
     def _load_state(self, state: dict[str, Any]) -> None:
         from smac.runhistory import TrialInfo
@@ -187,7 +229,8 @@ class SmacSearch(Searcher):
         history = self._smac.runhistory
         self._pending = {tid: TrialInfo(history.get_config(config_id), seed=seed, budget=budget)
                          for tid, (config_id, seed, budget) in state["pending"].items()}
-        self._budgets, self._metric, self._mode = state["budgets"], state["metric"], state["mode"]
+        self._crashed = [TrialInfo(history.get_config(config_id), seed=seed, budget=budget) for config_id, seed, budget in state["crashed"]]
+        self._budgets, self._worst, self._metric, self._mode = state["budgets"], state["worst"], state["metric"], state["mode"]
 
     def save(self, checkpoint_path: str) -> None:
         Path(checkpoint_path).write_bytes(pickle.dumps(self._state()))

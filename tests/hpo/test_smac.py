@@ -18,8 +18,8 @@ from dltune.space import parse_space
 SPACE = "tune.space={params.x: {uniform: [-5.0, 5.0]}, params.width: {quniform: [8, 64, 8]}, params.act: {choice: [relu, tanh]}}"
 
 
-def _build(epochs: int, eta: int, *extra: str):
-    cfg = load_config(None, [SPACE, "tune.searcher=smac", "tune.metric=loss", "tune.mode=min", f"train.epochs={epochs}",
+def _build(epochs: int, eta: int, *extra: str, space: str = SPACE):
+    cfg = load_config(None, [space, "tune.searcher=smac", "tune.metric=loss", "tune.mode=min", f"train.epochs={epochs}",
                              f"tune.reduction_factor={eta}", "tune.grace_period=1", *extra])
     params = parse_space(cfg.tune.space, Config)
     choice = algorithms.resolve_choice(params, cfg)
@@ -44,13 +44,44 @@ def _run(searcher, trials: range) -> list[int]:
 @pytest.mark.parametrize("eta", [2, 3, 4])
 def test_smacs_hyperband_budgets_end_at_train_epochs(epochs: int, eta: int) -> None:
     searcher, scheduler, cfg = _build(epochs, eta, "tune.searcher_kwargs={initial_configs: 500}")  # random configs: the budgets alone
-    levels = int(math.log(epochs, eta) + 1e-9)
-    budgets = [math.ceil(epochs / eta**k - 1e-9) for k in range(levels, -1, -1)]
     asked: list[int] = []
-    while epochs not in asked:  # the first bracket, SMAC's most aggressive, has every budget
+    while epochs not in asked and len(asked) < 1000:  # the first bracket, SMAC's most aggressive, has every budget
         asked += _run(searcher, range(len(asked), len(asked) + 1))
-    assert sorted(set(asked)) == budgets, (sorted(set(asked)), budgets)
-    assert algorithms.describe_rungs(scheduler, cfg) == f"smac hyperband budgets (epochs): {', '.join(map(str, budgets))}"
+    printed = algorithms.describe_rungs(scheduler, cfg)
+    assert printed == f"smac hyperband budgets (epochs): {', '.join(map(str, sorted(set(asked))))}" and max(asked) == epochs, (printed, sorted(set(asked)))
+    assert len(set(asked)) == int(math.log(epochs, eta) + 1e-9) + 1
+
+
+def test_the_printed_budgets_follow_smacs_own_arithmetic() -> None:
+    # log(243) / log(3) is 4.999...: SMAC floors it, so its smallest budget is 3 epochs, not 1
+    searcher, scheduler, cfg = _build(243, 3)
+    assert algorithms.describe_rungs(scheduler, cfg) == "smac hyperband budgets (epochs): 3, 9, 27, 81, 243"
+    assert searcher.suggest("0") is not None and searcher.budget("0") == 3
+
+
+def test_a_crashed_or_diverged_trial_leaves_smac_asking() -> None:
+    searcher, _, _ = _build(1, 3, "tune.searcher_kwargs={initial_configs: 2}")
+    searcher.suggest("crashed")
+    searcher.on_trial_complete("crashed", None, error=True)
+    searcher.suggest("diverged")
+    searcher.on_trial_complete("diverged", {"loss": math.nan, "epoch": 1})
+    assert searcher.told == 0  # waiting for a finite cost to tell them at
+    _run(searcher, range(4))  # the model's own proposals after the first finite result
+    assert searcher.told == 6
+
+
+def test_a_small_discrete_space_ends_the_search_once_smac_has_tried_it_all() -> None:
+    from ray.tune.search import Searcher
+
+    searcher, _, _ = _build(1, 3, "tune.num_samples=8", space="tune.space={params.act: {choice: [relu, tanh, gelu]}}")
+    configs = []
+    for i in range(8):
+        config = searcher.suggest(str(i))
+        if config == Searcher.FINISHED:
+            break
+        configs.append(config["params.act"])
+        searcher.on_trial_complete(str(i), {"loss": float(i), "epoch": 1})
+    assert sorted(configs) == ["gelu", "relu", "tanh"]
 
 
 def test_smac_goes_on_from_its_saved_brackets(tmp_path: Path) -> None:
@@ -69,10 +100,14 @@ def test_smac_goes_on_from_its_saved_brackets(tmp_path: Path) -> None:
     assert _run(_build(9, 3)[0], range(3)) == [1, 1, 1]
 
 
-def test_smac_learns_a_trial_it_never_asked_for_at_the_epoch_it_reached() -> None:
-    searcher, _, _ = _build(9, 3)
-    searcher.tell_finished("late", {"params.x": 1.0, "params.width": 16, "params.act": "tanh"}, {"loss": 0.5, "epoch": 3})
-    assert searcher.heard("late") and searcher.budget("late") == 3
+def test_smac_learns_a_trial_it_never_asked_for_at_the_budget_of_the_epoch_it_reached() -> None:
+    searcher, _, _ = _build(52, 3)
+    _run(searcher, range(2))
+    # 18 epochs is SMAC's budget of 52 / 3 = 17.33 (SMAC ignores a trial at a budget of its own it lacks)
+    searcher.tell_finished("late", {"params.x": 1.0, "params.width": 16, "params.act": "tanh"}, {"loss": 0.5, "epoch": 18})
+    assert searcher.heard("late") and searcher.budget("late") == 18 and searcher.told == 3
+    history = searcher._smac.runhistory
+    assert sorted({round(key.budget, 2) for key in history.keys()}) == [1.93, 17.33] and len({key.seed for key in history.keys()}) == 1
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
