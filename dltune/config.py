@@ -137,7 +137,7 @@ class TuneConfig:
     searcher_kwargs: dict[str, Any] = option({}, help="keyword arguments for the searcher (optuna: for its sampler, e.g. multivariate, n_startup_trials, constant_liar; smac: initial_configs)")
     sampler: str = option("tpe", help="optuna's sampler by name")
     low_cost: dict[str, Any] = option({}, help="blendsearch/cfo: partial config known to be cheap, where the search starts")
-    scheduler: str = option("auto", help="trial scheduler by name (docs/tuning.md), or 'package.module:Class' of a Ray Tune TrialScheduler; auto: chosen with the searcher when searcher=auto, else fifo (bohb: its HyperBand; smac: smac_hyperband, or fifo with train.epochs=1)")
+    scheduler: str = option("auto", help="trial scheduler by name (docs/tuning.md), or 'package.module:Class' of a Ray Tune TrialScheduler; auto: chosen with the searcher when searcher=auto, else fifo (bohb: its HyperBand; smac: smac_hyperband, or fifo when train.epochs is not above grace_period)")
     scheduler_kwargs: dict[str, Any] = option({}, help="keyword arguments for the scheduler, over dltune's own (time_attr, max_t, ...)")
     grace_period: int = option(1, help="asha/median/optuna_hyperband: epochs before a trial may be stopped", min=1)
     reduction_factor: float = option(3.0, help="asha/hyperband/bohb/optuna_hyperband: keep 1/reduction_factor at each rung", gt=1.0)

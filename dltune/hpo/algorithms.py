@@ -87,7 +87,7 @@ def resolve_choice(params: list[Param], cfg: Config) -> Choice:
         return choice
     scheduler = t.scheduler
     if scheduler == "auto":
-        scheduler = {"bohb": "hyperband", "smac": "smac_hyperband" if cfg.train.epochs > 1 else "fifo"}.get(t.searcher, "fifo")
+        scheduler = {"bohb": "hyperband", "smac": "smac_hyperband" if cfg.train.epochs > min(t.grace_period, cfg.train.epochs) else "fifo"}.get(t.searcher, "fifo")
     return Choice(t.searcher, scheduler, t.sampler, "as configured")
 
 

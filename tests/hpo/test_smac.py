@@ -114,17 +114,18 @@ def test_smac_learns_a_trial_it_never_asked_for_at_the_budget_of_the_epoch_it_re
     (["tune.scheduler=asha"], "tune.scheduler: smac decides each trial's epochs with its own Hyperband"),
     (["tune.searcher=optuna", "tune.scheduler=smac_hyperband"], "tune.scheduler: smac_hyperband runs the epochs SMAC asks for; use tune.searcher=smac, not optuna"),
     (["tune.reduction_factor=2.5"], "tune.reduction_factor: smac_hyperband (SMAC's Hyperband) takes a whole number, not 2.5"),
-    (["tune.grace_period=9"], "tune.scheduler: smac_hyperband needs train.epochs above tune.grace_period (9)"),
+    (["tune.scheduler=smac_hyperband", "tune.grace_period=9"], "tune.scheduler: smac_hyperband needs train.epochs above tune.grace_period (9)"),
 ])
 def test_smac_refuses_what_it_cannot_run(overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
         _build(9, 3, *overrides)
 
 
-def test_smac_on_one_epoch_runs_full_runs() -> None:
-    searcher, scheduler, cfg = _build(1, 3)
+@pytest.mark.parametrize(("epochs", "grace"), [(1, 1), (9, 9)])
+def test_smac_with_no_epochs_to_spare_runs_full_runs(epochs: int, grace: int) -> None:
+    searcher, scheduler, cfg = _build(epochs, 3, f"tune.grace_period={grace}")
     assert not searcher.multi_fidelity and type(scheduler).__name__ == "FIFOScheduler"
-    assert _run(searcher, range(3)) == [1, 1, 1]
+    assert _run(searcher, range(3)) == [epochs] * 3
 
 
 @pytest.mark.ray
