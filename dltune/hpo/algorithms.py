@@ -87,7 +87,7 @@ def resolve_choice(params: list[Param], cfg: Config) -> Choice:
         return choice
     scheduler = t.scheduler
     if scheduler == "auto":
-        scheduler = {"bohb": "hyperband", "smac": "smac_hyperband" if cfg.train.epochs > min(t.grace_period, cfg.train.epochs) else "fifo"}.get(t.searcher, "fifo")
+        scheduler = {"bohb": "hyperband", "smac": "smac_hyperband" if cfg.train.epochs > t.grace_period else "fifo"}.get(t.searcher, "fifo")
     return Choice(t.searcher, scheduler, t.sampler, "as configured")
 
 
@@ -163,7 +163,7 @@ def check_compatible(choice: Choice, params: list[Param], cfg: Config) -> None:
     if choice.scheduler == "smac_hyperband":
         if choice.searcher != "smac":
             raise ConfigError(f"tune.scheduler: smac_hyperband runs the epochs SMAC asks for; use tune.searcher=smac, not {choice.searcher}")
-        if cfg.train.epochs <= min(cfg.tune.grace_period, cfg.train.epochs):
+        if cfg.train.epochs <= cfg.tune.grace_period:
             raise ConfigError(f"tune.scheduler: smac_hyperband needs train.epochs above tune.grace_period ({cfg.tune.grace_period}), its smallest budget; use fifo")
         if not float(cfg.tune.reduction_factor).is_integer():
             raise ConfigError(f"tune.reduction_factor: smac_hyperband (SMAC's Hyperband) takes a whole number, not {cfg.tune.reduction_factor:g}")

@@ -1,7 +1,7 @@
 """SMAC3 as a Ray Tune searcher, and the scheduler that runs its multi-fidelity budgets.
 
 ``tune.searcher: smac`` with ``tune.scheduler: smac_hyperband`` (what ``auto`` gives it when
-``train.epochs > 1``) is SMAC's multi-fidelity facade: random-forest BO with SMAC's own Hyperband
+``train.epochs`` is above ``tune.grace_period``) is SMAC's multi-fidelity facade: random-forest BO with SMAC's own Hyperband
 intensifier, which decides each trial's config *and* its epochs. ``SmacBudgets`` stops a trial at
 the epoch SMAC asked for. SMAC's budgets are ``train.epochs / reduction_factor**k``, here rounded up,
 so every bracket's top is ``train.epochs``. A config SMAC promotes runs again as a new trial from

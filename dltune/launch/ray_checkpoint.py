@@ -5,12 +5,13 @@ experiment dir keeps that state already, its name relative to the experiment dir
 (``POINTER_FILE``): relative, so no credential of the experiment's URI is written.
 
 The directory is staged in the temp dir while Ray copies it to storage. A trial killed in that
-window (SIGKILL, a lost node, the search's end) leaves it behind, with a copy of the model; the
-next checkpoint staged on the machine removes those whose process is gone.
+window (SIGKILL, a lost node, the search's end) leaves it behind, with a copy of the model; a
+process's first staged checkpoint removes those whose process is gone.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
@@ -34,7 +35,7 @@ ORPHAN_AGE_S = 3600.0
 def checkpoint_dir(state: dict[str, Any], kept_as: str | None = None) -> Iterator[str]:
     """A temporary directory to hand to ``Checkpoint.from_directory``: the name ``kept_as`` when
     given, otherwise ``state``. Ray copies it to its storage before the directory goes."""
-    remove_orphans(tempfile.gettempdir())
+    _remove_orphans_once(tempfile.gettempdir())
     with tempfile.TemporaryDirectory(prefix=f"{PREFIX}{os.getpid()}-") as tmp:
         if kept_as is not None:
             with open(os.path.join(tmp, POINTER_FILE), "w", encoding="utf-8") as f:
@@ -58,6 +59,12 @@ def remove_orphans(folder: str) -> list[str]:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path.name)
     return removed
+
+
+@functools.cache
+def _remove_orphans_once(folder: str) -> None:
+    """Once a process: a checkpoint is staged every epoch, and the temp dir can be large to list."""
+    remove_orphans(folder)
 
 
 def _alive(pid: int) -> bool:
