@@ -47,5 +47,21 @@ fi
 # Only non-secret settings travel in the runtime env; the excludes keep the upload small.
 runtime_env='{"env_vars": {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}, "excludes": [".git", ".venv", "outputs", "bench/results", "*.pt", "__pycache__"]}'
 
-exec ray job submit --address "$address" --working-dir . --runtime-env-json "$runtime_env" "${submit_flags[@]}" \
-  -- "${DLTUNE_PYTHON:-python}" -m dltune "$@"
+# A head just started may not have its job agent yet, and Ray answers "No available agent to submit
+# job, please try again later": so it is tried again for up to DLTUNE_SUBMIT_WAIT_S seconds (180).
+# Submission failed then, so no job was made, and --submission-id is still free.
+errors=$(mktemp)
+trap 'rm -f "$errors"' EXIT
+deadline=$((SECONDS + ${DLTUNE_SUBMIT_WAIT_S:-180}))
+while :; do
+  set +e
+  { ray job submit --address "$address" --working-dir . --runtime-env-json "$runtime_env" "${submit_flags[@]}" \
+      -- "${DLTUNE_PYTHON:-python}" -m dltune "$@" 2>&1 1>&3 | tee "$errors" >&2; } 3>&1
+  status=$?
+  set -e
+  if [ "$status" -eq 0 ] || ! grep -q "No available agent to submit job" "$errors" || [ "$SECONDS" -ge "$deadline" ]; then
+    exit "$status"
+  fi
+  echo "ray_job_submit.sh: the cluster has no job agent up yet; trying again in 5 s" >&2
+  sleep 5
+done

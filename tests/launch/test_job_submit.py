@@ -69,14 +69,11 @@ def _job(head: Head, *args: str) -> subprocess.CompletedProcess:
 def test_ray_job_submit_runs_a_search_and_leaks_no_secret(head: Head, tmp_path: Path) -> None:
     job_id = f"dltune-test-{secrets.token_hex(4)}"
     out = tmp_path / "shared"
-    for _ in range(20):  # a head just started may not have its job agent yet; Ray answers "try again later"
-        submit = subprocess.run(
-            ["bash", "examples/ray_job_submit.sh", "--address", head.dashboard, "--no-wait", "--submission-id", job_id, "--",
-             "tune", "configs/quickstart_tune.yaml", *SMALL, f"output.dir={out}", "output.experiment=submitted"],
-            cwd=ROOT, env=head.env, capture_output=True, text=True, timeout=300)
-        if "No available agent to submit job" not in submit.stderr:
-            break
-        time.sleep(3)
+    # a head just started may not have its job agent yet: the script tries again while Ray says so
+    submit = subprocess.run(
+        ["bash", "examples/ray_job_submit.sh", "--address", head.dashboard, "--no-wait", "--submission-id", job_id, "--",
+         "tune", "configs/quickstart_tune.yaml", *SMALL, f"output.dir={out}", "output.experiment=submitted"],
+        cwd=ROOT, env=head.env, capture_output=True, text=True, timeout=300)
     assert submit.returncode == 0, submit.stderr
 
     deadline, status = time.monotonic() + 600, ""
@@ -104,14 +101,6 @@ def test_ray_job_submit_runs_a_search_and_leaks_no_secret(head: Head, tmp_path: 
     for value in [*FAKE_SECRETS.values(), head.token]:
         leaked = [name for name, text in texts.items() if value in text]
         assert not leaked, f"a secret leaked into {leaked}"
-
-
-def test_submit_script_refuses_without_a_token(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_TOKEN"}
-    env.update(HOME=str(tmp_path), RAY_AUTH_TOKEN_PATH=str(tmp_path / "missing"))
-    done = subprocess.run(["bash", "examples/ray_job_submit.sh", "--", "tune", "configs/quickstart_tune.yaml"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2 and "no Ray auth token" in done.stderr
 
 
 def test_secrets_in_the_drivers_environment_stay_out_of_rays_temp_dir(head: Head, tmp_path: Path) -> None:
