@@ -64,6 +64,8 @@ def auto_choice(params: list[Param], cfg: Config) -> Choice:
             return Choice("optuna", "asha", t.sampler, f"{signal} with ASHA (tune.reduction_factor={t.reduction_factor:g} is not the whole number Optuna's HyperbandPruner needs)")
         return Choice("optuna", "optuna_hyperband", t.sampler, f"{signal} with Optuna's HyperbandPruner")
     # Single fidelity: bench/lcbench_search.py --single-fidelity (docs/tuning.md has the table).
+    if t.sampler != "tpe":
+        return Choice("optuna", "fifo", t.sampler, f"single-fidelity: Optuna with tune.sampler={t.sampler} as configured")
     if categorical:
         return Choice("optuna", "fifo", "tpe", "single-fidelity, categorical entries: Optuna TPE")
     if len(params) > GP_MAX_KEYS:
