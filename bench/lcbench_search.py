@@ -124,7 +124,7 @@ def labels(data: dict[str, Any]) -> dict[str, str]:
     return SINGLE_LABELS if epochs_of(data) == 1 else LABELS
 
 
-def auto_method(slots: int, epochs: int, trials: int) -> str:
+def auto_method(slots: int, epochs: int, trials: int, space: str, metric: str) -> str:
     """What dltune's ``auto`` picks for this space at this concurrency, as a method name. The rule is
     asked with ``tune.num_samples`` at ``trials``, the full runs the largest budget buys: what a
     user who can afford that many sets (the simulated searches themselves run to the budget)."""
@@ -132,11 +132,11 @@ def auto_method(slots: int, epochs: int, trials: int) -> str:
     from dltune.hpo import algorithms
     from dltune.space import parse_space
 
-    cfg = load_config(None, [*sim.dltune_overrides("auto", 0, epochs), f"tune.max_concurrent_trials={slots}",
+    cfg = load_config(None, [*sim.dltune_overrides("auto", 0, space, metric, epochs), f"tune.max_concurrent_trials={slots}",
                              f"tune.num_samples={trials}"])
     choice = algorithms.resolve_choice(parse_space(cfg.tune.space, Config), cfg)
     sampler = f":{choice.sampler}" if choice.searcher == "optuna" and choice.sampler != "tpe" else ""
-    kwargs = "@" + ",".join(f"{k}={v}" for k, v in choice.searcher_kwargs.items()) if choice.searcher_kwargs else ""
+    kwargs = "@" + ";".join(f"{k}={v}" for k, v in choice.searcher_kwargs.items()) if choice.searcher_kwargs else ""
     return f"{choice.searcher}{sampler}{kwargs}+{choice.scheduler}"
 
 
@@ -158,7 +158,9 @@ def regrets(data: dict[str, Any]) -> dict[tuple[str, int, float, str], list[floa
 
 
 def auto_picks(data: dict[str, Any]) -> dict[int, str]:
-    picks = {slots: auto_method(slots, epochs_of(data), int(max(data["budgets"]))) for slots in data["slots"]}
+    # runs on the surrogate before other objectives were benchmarked carry no space
+    space, metric = data.get("space", sim.lcbench_space()), data.get("metric", sim.METRIC)
+    picks = {slots: auto_method(slots, epochs_of(data), int(max(data["budgets"])), space, metric) for slots in data["slots"]}
     for slots, method in picks.items():
         if method not in data["methods"]:
             raise SystemExit(f"auto picks {method} at {slots} slots, which this run did not measure; add it to --methods")
@@ -191,13 +193,13 @@ def report(data: dict[str, Any]) -> str:
     tasks, names, single = data["tasks"], labels(data), epochs_of(data) == 1
     baseline = "random+fifo" if single else "random+asha"
     command = data["command"] if data["command"].startswith("`") else f"`{data['command']}`"
-    lines = [f"# Search methods on the LCBench surrogate{', single fidelity' if single else ''}", "", f"Command: {command}", "",
-             data["machine"], "",
-             *(["Each trial trains its 52 epochs and reports once, at the end, so the searchers learn from finished runs "
-                "only (a budget of Nx buys about N trials).", ""] if single else []),
-             f"{len(tasks)} development tasks, {data['seeds']} seeds each, budgets of {', '.join(f'{b:g}x' for b in data['budgets'])} "
+    about = data.get("about", "Each trial trains its 52 epochs and reports once, at the end, so the searchers learn from finished runs "
+                              "only (a budget of Nx buys about N trials)." if single else "")
+    lines = [data.get("title", f"# Search methods on the LCBench surrogate{', single fidelity' if single else ''}"), "", f"Command: {command}", "",
+             data["machine"], "", *([about, ""] if about else []),
+             f"{len(tasks)} {data.get('task_word', 'development tasks')}, {data['seeds']} seeds each, budgets of {', '.join(f'{b:g}x' for b in data['budgets'])} "
              f"a full run, {' and '.join(map(str, data['slots']))} concurrent trial{'s' if data['slots'] != [1] else ''}. Figures are normalised regret "
-             "(0: the optimum estimate, 1: a median random configuration), the median over seeds, then over tasks.", "",
+             f"(0: {data.get('optimum', 'the optimum estimate')}, 1: a median random configuration), the median over seeds, then over tasks.", "",
              "`auto` picks: " + "; ".join(f"{m} at {s} slot{'s' if s > 1 else ''}" for s, m in picks.items()), ""]
     settings = [(s, b) for s in data["slots"] for b in data["budgets"]]
     grids = {setting: medians(table, methods, *setting, tasks) for setting in settings}
@@ -275,7 +277,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--from-json", type=Path, nargs="+", help="re-render earlier runs' results jsons (merged) instead of measuring")
     parser.add_argument("--tasks", default=",".join(DEV_TASKS), help="OpenML task ids (default: the 28 development tasks)")
     parser.add_argument("--single-fidelity", action="store_true", help="trials of one step (the searchers alone); default methods and budgets change")
-    parser.add_argument("--methods", help="searcher[:sampler][@key=value,...]+scheduler names, optuna-plain, synetune-NAME (default: every method of the mode)")
+    parser.add_argument("--methods", help="searcher[:sampler][@key=value;...]+scheduler names, optuna-plain, synetune-NAME (default: every method of the mode)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--budgets", default="10,30", help="multiples of one full run's training seconds")
     parser.add_argument("--slots", default="1,4", help="concurrent trials")

@@ -20,6 +20,10 @@ At ``epochs=1`` the objective is single-fidelity: a trial still trains its 52
 epochs on the clock, but reports once, at the end, as its only step (epoch 1),
 so searchers learn only from finished runs (what ``auto``'s single-fidelity
 branches are for) and the budget is spent exactly as in a full-fidelity search.
+
+The objective is anything with ``curve(task, config) -> Run``, ``space`` (a
+tune.space override), ``metric`` and ``suggest(optuna_trial)``: the surrogate
+here, or a tabular benchmark (bench/hpo_tables.py), whose runs are one step long.
 """
 from __future__ import annotations
 
@@ -50,6 +54,8 @@ COLUMNS = ["batch_size", "learning_rate", "momentum", "weight_decay", "num_layer
 
 
 class Surrogate:
+    metric = METRIC
+
     def __init__(self, folder: Path) -> None:
         import onnxruntime
 
@@ -72,6 +78,14 @@ class Surrogate:
         elapsed = np.maximum.accumulate(np.maximum(out[:, 0], 0.0))
         cost = np.maximum(np.diff(elapsed, prepend=0.0), 1e-3)  # every epoch costs something
         return Run(acc=out[:, 1].astype(float), cost=cost.astype(float))
+
+    @property
+    def space(self) -> str:
+        return lcbench_space()
+
+    def suggest(self, trial: Any) -> dict[str, float]:
+        """A configuration from an Optuna trial."""
+        return {name: _suggest(trial, name) for name in SPACE}
 
     def random_configs(self, n: int, rng: np.random.Generator) -> np.ndarray:
         cols = []
@@ -100,9 +114,10 @@ def task_scale(surrogate: Surrogate, task: str) -> TaskScale:
 
 @dataclass
 class Run:
-    acc: np.ndarray
+    acc: np.ndarray  # what the searcher hears at each epoch (the metric, higher is better)
     cost: np.ndarray
     epoch: int = 0  # epochs done
+    truth: float | None = None  # a noisy table's mean over its seeds: the run's score, where it differs from acc[-1]
 
 
 class Driver(Protocol):
@@ -122,7 +137,8 @@ class Outcome:
 
 
 def simulate(driver: Driver, runs: dict[Any, Run], slots: int, budget: float, epochs: int = EPOCHS) -> Outcome:
-    """``epochs``: 52 (the driver hears every epoch) or 1 (it hears the 52nd alone, as step 1)."""
+    """``epochs``: the run's length (the driver hears every epoch) or 1 (it hears the last alone, as
+    step 1). The best run is the one that reported the best last value; its score is its truth."""
     out, events, best, spent, seq = Outcome(), [], -math.inf, 0.0, 0
     clock = 0.0
 
@@ -142,11 +158,12 @@ def simulate(driver: Driver, runs: dict[Any, Run], slots: int, budget: float, ep
         spent += run.cost[run.epoch]
         run.epoch += 1
         out.epochs += 1
-        if run.epoch == EPOCHS and run.acc[-1] > best:
+        full = len(run.acc)
+        if run.epoch == full and run.acc[-1] > best:
             best = float(run.acc[-1])
-            out.trace.append((spent, best))
+            out.trace.append((spent, best if run.truth is None else run.truth))
         if epochs == 1:
-            goes_on = run.epoch < EPOCHS or driver.report(key, 1, float(run.acc[-1]), float(run.cost.sum()))
+            goes_on = run.epoch < full or driver.report(key, 1, float(run.acc[-1]), float(run.cost.sum()))
         else:
             goes_on = driver.report(key, run.epoch, float(run.acc[run.epoch - 1]), float(run.cost[run.epoch - 1]))
         if goes_on:
@@ -188,18 +205,22 @@ class _Controller:
         trial.set_status("TERMINATED")
 
 
-def dltune_overrides(method: str, seed: int, epochs: int = EPOCHS) -> list[str]:
-    """``searcher[:sampler][@key=value,...]+scheduler`` as dltune overrides for the surrogate's space
+def lcbench_space() -> str:
+    """The surrogate's space as a tune.space override."""
+    return "{" + ", ".join(f"params.{name}: {{{('lograndint' if log else 'randint') if integer else ('loguniform' if log else 'uniform')}: "
+                           f"[{_yaml(low, integer)}, {_yaml(high, integer)}]}}" for name, (low, high, log, integer) in SPACE.items()) + "}"
+
+
+def dltune_overrides(method: str, seed: int, space: str, metric: str, epochs: int = EPOCHS) -> list[str]:
+    """``searcher[:sampler][@key=value;...]+scheduler`` as dltune overrides for an objective's space
     (``@`` sets tune.searcher_kwargs, e.g. ``optuna:gp@n_startup_trials=3+fifo``)."""
     searcher, _, scheduler = method.partition("+")
     searcher, _, kwargs = searcher.partition("@")
     searcher, _, sampler = searcher.partition(":")
-    space = ", ".join(f"params.{name}: {{{('lograndint' if log else 'randint') if integer else ('loguniform' if log else 'uniform')}: [{_yaml(low, integer)}, {_yaml(high, integer)}]}}"
-                      for name, (low, high, log, integer) in SPACE.items())
-    return [f"tune.space={{{space}}}", f"tune.metric={METRIC}", "tune.mode=max", f"train.epochs={epochs}", "tune.num_samples=100000",
+    return [f"tune.space={space}", f"tune.metric={metric}", "tune.mode=max", f"train.epochs={epochs}", "tune.num_samples=100000",
             f"tune.searcher={searcher}", f"tune.scheduler={scheduler or 'auto'}", f"tune.seed={seed}", "tune.grace_period=1",
             *([f"tune.sampler={sampler}"] if sampler else []),
-            *([f"tune.searcher_kwargs={{{kwargs.replace('=', ': ')}}}"] if kwargs else [])]
+            *([f"tune.searcher_kwargs={{{kwargs.replace('=', ': ').replace(';', ', ')}}}"] if kwargs else [])]
 
 
 def _yaml(x: float, integer: bool) -> str:
@@ -226,8 +247,9 @@ class RayDriver:
         if isinstance(searcher, Searcher):  # as Tuner does with max_concurrent_trials
             searcher = SearchGenerator(ConcurrencyLimiter(searcher, max_concurrent=slots))
             self.max_pending = slots
-        searcher.set_search_properties(METRIC, "max", space)
-        self.scheduler.set_search_properties(METRIC, "max")
+        self.metric = cfg.tune.metric
+        searcher.set_search_properties(self.metric, "max", space)
+        self.scheduler.set_search_properties(self.metric, "max")
         searcher.add_configurations([Experiment("sim", _never_called, config=space, num_samples=cfg.tune.num_samples, storage_path=storage)])
         self.search_alg, self.make_run, self.runs, self.epochs = searcher, make_run, runs, epochs
         self.ctrl = _Controller(searcher, self.scheduler)
@@ -257,7 +279,7 @@ class RayDriver:
     def report(self, trial: Any, epoch: int, acc: float, cost: float) -> bool:
         from ray.tune.schedulers import TrialScheduler
 
-        result = {"epoch": epoch, METRIC: acc, "training_iteration": epoch, "time_this_iter_s": cost, "trial_id": trial.trial_id, "done": False,
+        result = {"epoch": epoch, self.metric: acc, "training_iteration": epoch, "time_this_iter_s": cost, "trial_id": trial.trial_id, "done": False,
                   "config": trial.config}  # Tune's results carry the config; BlendSearch reads it
         decision = self.scheduler.on_trial_result(self.ctrl, trial, result)
         if decision != TrialScheduler.STOP:
@@ -289,20 +311,21 @@ class OptunaDriver:
     """Plain Optuna, ask and tell: TPE with its HyperbandPruner (min_resource 1, max_resource 52), or
     at ``epochs=1`` TPE alone."""
 
-    def __init__(self, seed: int, make_run: Any, runs: dict[Any, Run], epochs: int) -> None:
+    def __init__(self, seed: int, make_run: Any, runs: dict[Any, Run], epochs: int, suggest: Any) -> None:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         pruner = (optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3) if epochs > 1
                   else optuna.pruners.NopPruner())
-        self.study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
-        self.make_run, self.runs, self.epochs = make_run, runs, epochs
+        # named: HyperbandPruner puts a trial in its bracket by a hash of the study's name, a random one by default
+        self.study = optuna.create_study(study_name=f"plain-{seed}", direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
+        self.make_run, self.runs, self.epochs, self.suggest = make_run, runs, epochs, suggest
 
     def start(self, free: int) -> list[Any]:
         out = []
         for _ in range(free):
             trial = self.study.ask()
-            self.runs[trial] = self.make_run({name: _suggest(trial, name) for name in SPACE})
+            self.runs[trial] = self.make_run(self.suggest(trial))
             out.append(trial)
         return out
 
@@ -362,23 +385,23 @@ class SyneTuneDriver:
         return True
 
 
-def run_search(surrogate: Surrogate, task: str, method: str, seed: int, slots: int, budget: float,
+def run_search(objective: Any, task: str, method: str, seed: int, slots: int, budget: float,
                epochs: int = EPOCHS) -> tuple[Outcome, str]:
-    """One search (``epochs``: 52, or 1 for the single-fidelity objective); returns its outcome and,
-    for dltune's ``auto``, what it chose."""
+    """One search on ``objective`` (the surrogate, or a table; ``epochs``: 52, or 1 for the
+    single-fidelity objective); returns its outcome and, for dltune's ``auto``, what it chose."""
     runs: dict[Any, Run] = {}
 
     def make_run(config: dict[str, float]) -> Run:
-        return surrogate.curve(task, config)
+        return objective.curve(task, config)
 
     chosen = ""
     if method == "optuna-plain":
-        driver: Driver = OptunaDriver(seed, make_run, runs, epochs)
+        driver: Driver = OptunaDriver(seed, make_run, runs, epochs, objective.suggest)
     elif method.startswith("synetune-"):  # multi-fidelity only: lcbench_search.py refuses it with --single-fidelity
         driver = SyneTuneDriver(method.removeprefix("synetune-"), seed, make_run, runs)
     else:
         with tempfile.TemporaryDirectory() as storage:
-            ray_driver = RayDriver(dltune_overrides(method, seed, epochs), slots, make_run, runs, storage, epochs)
+            ray_driver = RayDriver(dltune_overrides(method, seed, objective.space, objective.metric, epochs), slots, make_run, runs, storage, epochs)
             chosen = f"{ray_driver.choice.searcher}+{ray_driver.choice.scheduler}"
             return simulate(ray_driver, runs, slots, budget, epochs), chosen
     return simulate(driver, runs, slots, budget, epochs), chosen

@@ -134,7 +134,7 @@ class TuneConfig:
     max_concurrent_trials: int | Literal["auto"] = option("auto", help="trials at once; auto: as many as the cluster can hold with all their workers")
     seed: int = option(0, help="seed for searchers that take one")
     searcher: str = option("auto", help="search algorithm by name (docs/tuning.md), or 'package.module:Class' of a Ray Tune Searcher or an Optuna sampler; auto picks from the space and the job")
-    searcher_kwargs: dict[str, Any] = option({}, help="keyword arguments for the searcher (optuna: for its sampler, e.g. multivariate, n_startup_trials, constant_liar; smac: initial_configs)")
+    searcher_kwargs: dict[str, Any] = option({}, help="keyword arguments for the searcher (optuna: for its sampler, e.g. multivariate, n_startup_trials, constant_liar (tpe and gp); smac: initial_configs)")
     sampler: str = option("tpe", help="optuna's sampler by name")
     low_cost: dict[str, Any] = option({}, help="blendsearch/cfo: partial config known to be cheap, where the search starts")
     scheduler: str = option("auto", help="trial scheduler by name (docs/tuning.md), or 'package.module:Class' of a Ray Tune TrialScheduler; auto: chosen with the searcher when searcher=auto, else fifo (bohb: its HyperBand; smac: smac_hyperband, or fifo when train.epochs is not above grace_period)")

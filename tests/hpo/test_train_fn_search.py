@@ -88,13 +88,14 @@ def test_the_median_rule_and_pb2_run_a_train_fn(ray_cluster, tmp_path: Path, sea
 
 @pytest.mark.slow
 @pytest.mark.ray
-@pytest.mark.parametrize("sampler", ["tpe", "cmaes", "gp"])
-def test_every_optuna_sampler_searches_under_asha(ray_cluster, tmp_path: Path, sampler: str) -> None:
+@pytest.mark.parametrize(("sampler", "concurrent"), [("tpe", 1), ("cmaes", 1), ("gp", 2)])
+def test_every_optuna_sampler_searches_under_asha(ray_cluster, tmp_path: Path, sampler: str, concurrent: int) -> None:
     # Two keys and two start-up trials, so that each sampler's own model proposes the last three
-    # (CMA-ES falls back to random sampling in one dimension, GP before its 10th trial by default).
+    # (CMA-ES falls back to random sampling in one dimension, GP before its 10th trial by default);
+    # GP asks its later trials while another runs, which it models at the finished ones' mean.
     result = api.tune(None, ["tune.space={params.x: {uniform: [-5.0, 5.0]}, params.y: {uniform: [-1.0, 1.0]}}", "tune.metric=loss", "tune.mode=min",
                              "tune.num_samples=5", "train.epochs=3", "tune.searcher=optuna", f"tune.sampler={sampler}",
-                             "tune.searcher_kwargs={n_startup_trials: 2}", "tune.scheduler=asha", "tune.max_concurrent_trials=1",
+                             "tune.searcher_kwargs={n_startup_trials: 2}", "tune.scheduler=asha", f"tune.max_concurrent_trials={concurrent}",
                              f"output.dir={tmp_path}", "output.experiment=s"], verbose=False, fn=objective)
     assert result.summary["sampler"] == sampler and result.summary["error"] == 0 and len(result.rows) == 5
     assert result.best_metric == pytest.approx(min(r.best for r in result.rows)) and any(r.epochs == 3 for r in result.rows)
