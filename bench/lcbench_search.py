@@ -95,13 +95,19 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         top = max(args.budgets)
         jobs = [(task, method, seed, slots, top * scales[task].full_run_s, args.epochs)
                 for seed in range(args.seeds) for task in args.tasks for slots in args.slots for method in args.methods]
-        searches = []
-        for i, result in enumerate(pool.imap_unordered(_search, jobs, chunksize=1), 1):
-            searches.append(result)
-            if i % 50 == 0 or i == len(jobs):
-                print(f"{i}/{len(jobs)} searches", flush=True)
+        searches = run_jobs(pool, _search, jobs)
     return {"command": recorded_command(), "machine": machine_line(), "epochs": args.epochs, "budgets": args.budgets, "slots": args.slots, "seeds": args.seeds,
             "tasks": args.tasks, "methods": args.methods, "scales": {t: vars(s) for t, s in scales.items()}, "searches": searches}
+
+
+def run_jobs(pool: Any, search: Any, jobs: list[tuple]) -> list[dict[str, Any]]:
+    """Every search, in the order they end, saying how many have ended every 50."""
+    searches = []
+    for i, result in enumerate(pool.imap_unordered(search, jobs, chunksize=1), 1):
+        searches.append(result)
+        if i % 50 == 0 or i == len(jobs):
+            print(f"{i}/{len(jobs)} searches", flush=True)
+    return searches
 
 
 def recorded_command() -> str:
@@ -140,9 +146,10 @@ def auto_method(slots: int, epochs: int, trials: int, space: str, metric: str) -
     return f"{choice.searcher}{sampler}{kwargs}+{choice.scheduler}"
 
 
-def score_at(trace: list[list[float]], budget: float) -> float:
+def score_at(trace: list[list[float]], budget: float, floor: float = 0.0) -> float:
+    """The best score within ``budget``; ``floor`` before any (the protocol's 0 accuracy, a table's worst configuration)."""
     best = [acc for spent, acc in trace if spent <= budget]
-    return best[-1] if best else 0.0
+    return best[-1] if best else floor
 
 
 def regrets(data: dict[str, Any]) -> dict[tuple[str, int, float, str], list[float]]:
@@ -152,7 +159,7 @@ def regrets(data: dict[str, Any]) -> dict[tuple[str, int, float, str], list[floa
         scale = data["scales"][s["task"]]
         gap = scale["optimum"] - scale["typical"]
         for b in data["budgets"]:
-            score = score_at(s["trace"], b * scale["full_run_s"])
+            score = score_at(s["trace"], b * scale["full_run_s"], scale.get("floor", 0.0))
             out[(s["method"], s["slots"], b, s["task"])].append((scale["optimum"] - score) / gap)
     return out
 
@@ -253,7 +260,7 @@ def plot(data: dict[str, Any], path: Path) -> None:
             if s["slots"] == slots:
                 scale = data["scales"][s["task"]]
                 gap = scale["optimum"] - scale["typical"]
-                by_method[s["method"]][s["task"]].append(np.array([(scale["optimum"] - score_at(s["trace"], b * scale["full_run_s"])) / gap for b in grid]))
+                by_method[s["method"]][s["task"]].append(np.array([(scale["optimum"] - score_at(s["trace"], b * scale["full_run_s"], scale.get("floor", 0.0))) / gap for b in grid]))
         for i, m in enumerate(data["methods"]):
             curve = np.median([np.median(seeds, axis=0) for seeds in by_method[m].values()], axis=0)
             auto = m == picks[slots]
@@ -271,6 +278,15 @@ def plot(data: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def add_run_arguments(parser: argparse.ArgumentParser, budgets: str) -> None:
+    """The options of a benchmark run: seeds, budgets (``budgets`` says what they multiply), slots, workers, where to write."""
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--budgets", default="10,30", help=budgets)
+    parser.add_argument("--slots", default="1,4", help="concurrent trials")
+    parser.add_argument("--workers", type=int, default=2, help="processes running searches")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lcbench-dir", type=Path, help="the LCBench surrogate's folder (model.onnx, encoding.json)")
@@ -278,11 +294,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tasks", default=",".join(DEV_TASKS), help="OpenML task ids (default: the 28 development tasks)")
     parser.add_argument("--single-fidelity", action="store_true", help="trials of one step (the searchers alone); default methods and budgets change")
     parser.add_argument("--methods", help="searcher[:sampler][@key=value;...]+scheduler names, optuna-plain, synetune-NAME (default: every method of the mode)")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--budgets", default="10,30", help="multiples of one full run's training seconds")
-    parser.add_argument("--slots", default="1,4", help="concurrent trials")
-    parser.add_argument("--workers", type=int, default=2, help="processes running searches")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    add_run_arguments(parser, "multiples of one full run's training seconds")
     args = parser.parse_args()
     if not args.from_json and not (args.lcbench_dir and (args.lcbench_dir / "model.onnx").is_file()):
         parser.error("--lcbench-dir: give the folder of the LCBench surrogate (its model.onnx), or --from-json")

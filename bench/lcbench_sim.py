@@ -32,6 +32,7 @@ import json
 import logging
 import math
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -103,6 +104,7 @@ class TaskScale:
     full_run_s: float  # median time at epoch 52 over 500 random configurations
     optimum: float  # best epoch-52 accuracy of 20,000 random configurations
     typical: float  # median epoch-52 accuracy of those: a normalised regret of 1
+    floor: float = 0.0  # the score of a search with no finished trial yet
 
 
 def task_scale(surrogate: Surrogate, task: str) -> TaskScale:
@@ -414,3 +416,5 @@ def quiet() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for name in ("ray", "ray.tune", "flaml", "syne_tune"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # SMAC's random forest, in a worker process, says so at every fit
+    warnings.filterwarnings("ignore", message="Loky-backed parallel loops cannot be called in a multiprocessing")

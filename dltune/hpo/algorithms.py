@@ -65,16 +65,16 @@ def auto_choice(params: list[Param], cfg: Config) -> Choice:
         if not float(t.reduction_factor).is_integer():  # Optuna's HyperbandPruner takes whole numbers only
             return Choice("optuna", "asha", t.sampler, f"{signal} with ASHA (tune.reduction_factor={t.reduction_factor:g} is not the whole number Optuna's HyperbandPruner needs)")
         return Choice("optuna", "optuna_hyperband", t.sampler, f"{signal} with Optuna's HyperbandPruner")
-    # Single fidelity: bench/lcbench_search.py --single-fidelity (docs/tuning.md has the table).
+    # Single fidelity: bench/lcbench_search.py --single-fidelity (numeric) and bench/table_search.py
+    # (categorical; docs/tuning.md has the tables).
     if t.sampler != "tpe":
         return Choice("optuna", "fifo", t.sampler, f"single-fidelity: Optuna with tune.sampler={t.sampler} as configured")
-    if categorical:
-        return Choice("optuna", "fifo", "tpe", "single-fidelity, categorical entries: Optuna TPE")
     if len(params) > GP_MAX_KEYS:
-        return Choice("optuna", "fifo", "tpe", f"single-fidelity, {len(params)} numeric keys (more than {GP_MAX_KEYS}): Optuna TPE")
+        return Choice("optuna", "fifo", "tpe", f"single-fidelity, {len(params)} keys (more than {GP_MAX_KEYS}): Optuna TPE")
     if t.num_samples > GP_MAX_TRIALS:
         return Choice("optuna", "fifo", "tpe", f"single-fidelity, {t.num_samples} trials (more than {GP_MAX_TRIALS}, too many to refit a GP on each): Optuna TPE")
-    return Choice("optuna", "fifo", "gp", f"single-fidelity, {len(params)} numeric keys, {t.num_samples} trials: Optuna GP-based BO "
+    kinds = "keys, some categorical" if categorical else "numeric keys"
+    return Choice("optuna", "fifo", "gp", f"single-fidelity, {len(params)} {kinds}, {t.num_samples} trials: Optuna GP-based BO "
                   "after 3 random start-up trials", dict(GP_STARTUP))
 
 

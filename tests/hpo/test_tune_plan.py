@@ -59,7 +59,7 @@ def _cfg(*overrides: str):
          "optuna", "fifo", "gp"),
         (["train.epochs=1", "tune.space={" + ", ".join(f"params.k{i}: {{uniform: [0, 1]}}" for i in range(11)) + "}"], "optuna", "fifo", "tpe"),
         (["train.epochs=1", "tune.num_samples=101", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}}"], "optuna", "fifo", "tpe"),
-        (["train.epochs=1", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}, optim.name: {choice: [sgd, adamw]}}"], "optuna", "fifo", "tpe"),
+        (["train.epochs=1", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}, optim.name: {choice: [sgd, adamw]}}"], "optuna", "fifo", "gp"),
         (["train.epochs=1", "tune.sampler=cmaes", "tune.space={optim.lr: {loguniform: [0.0001, 0.1]}, model.dropout: {uniform: [0, 0.5]}}"],
          "optuna", "fifo", "cmaes"),
         (["train.epochs=5", "tune.low_cost={model.width: 8}", "tune.space={model.width: {randint: [8, 64]}}"], "blendsearch", "fifo", None),
