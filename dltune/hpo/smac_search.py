@@ -170,11 +170,6 @@ class SmacSearch(Searcher):
 
         info = self._pending.pop(trial_id, None)
         if info is None:
-            # asked after SMAC's last save and running at a kill: Tune resumed it, SMAC never asked for
-            # it. Tune's result holds its config flattened ("config/params.x").
-            config = {key[len("config/"):]: v for key, v in (result or {}).items() if key.startswith("config/")}
-            if not error and trial_id not in self._budgets and all(p.key in config for p in self._params):
-                self.tell_finished(trial_id, config, result)
             return
         value = float(result[self._metric]) if not error and result and self._metric in result else math.nan
         if not math.isfinite(value):

@@ -110,20 +110,6 @@ def test_smac_learns_a_trial_it_never_asked_for_at_the_budget_of_the_epoch_it_re
     assert sorted({round(key.budget, 2) for key in history.keys()}) == [1.93, 17.33] and len({key.seed for key in history.keys()}) == 1
 
 
-def test_a_trial_running_at_a_kill_and_resumed_is_learned_though_smacs_save_predates_it(tmp_path: Path) -> None:
-    from ray.tune.utils import flatten_dict
-
-    killed, _, _ = _build(9, 3)
-    _run(killed, range(3))
-    killed.save(str(tmp_path / "searcher.pkl"))
-    config = killed.suggest("3")  # running when the driver died, after the save
-    restored, _, _ = _build(9, 3)
-    restored.restore(str(tmp_path / "searcher.pkl"))
-    # the result as Tune hands it over, config included, flattened
-    restored.on_trial_complete("3", flatten_dict({"loss": 0.5, "epoch": killed.budget("3"), "config": config}))
-    assert restored.heard("3") and restored.told == 4
-
-
 @pytest.mark.parametrize(("overrides", "message"), [
     (["tune.scheduler=asha"], "tune.scheduler: smac decides each trial's epochs with its own Hyperband"),
     (["tune.searcher=optuna", "tune.scheduler=smac_hyperband"], "tune.scheduler: smac_hyperband runs the epochs SMAC asks for; use tune.searcher=smac, not optuna"),
