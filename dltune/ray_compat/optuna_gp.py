@@ -57,8 +57,9 @@ class ConstantLiarGPSampler(GPSampler):
         finite = done[np.isfinite(done)]  # GPSampler clamps an infinite value to the finite ones' range
         if len(done) < self._n_startup_trials or not len(finite):
             return []  # still sampling at random
+        # a running trial asked under other distributions (another space, an enqueued value) is left out
         running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                   if t.number != trial.number and search_space.keys() <= t.params.keys()]
+                   if t.number != trial.number and all(t.distributions.get(k) == d for k, d in search_space.items())]
         lie = float(np.mean(finite))
         return [optuna.trial.create_trial(params={k: t.params[k] for k in search_space}, distributions=search_space, value=lie)
                 for t in running]

@@ -49,3 +49,10 @@ def test_trials_asked_while_others_run_are_asked_apart(seed: int, diverged: int)
 def test_one_trial_at_a_time_is_asked_as_optunas_own_gp_asks_it() -> None:
     ours, optunas = _study(_sampler(ConstantLiarGPSampler, seed=1), told=8), _study(_sampler(optuna.samplers.GPSampler, seed=1), told=8)
     assert [t.params for t in ours.trials] == [t.params for t in optunas.trials]
+
+
+def test_a_running_trial_asked_under_another_space_is_not_modelled() -> None:
+    study = _study(_sampler(ConstantLiarGPSampler, seed=0), told=6)
+    study.enqueue_trial({"x": 5.0})
+    study.ask({**SPACE, "x": FloatDistribution(0, 10)})  # running, with x outside SPACE's x
+    assert 0 <= study.ask(SPACE).params["x"] <= 1  # asked, where the lie would have raised
