@@ -45,8 +45,11 @@ class FidelityAwareOptunaSearch(OptunaSearch):
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         step = self._step(result)
-        if trial_id in self._completed_trials or self.metric not in result or step <= self._last_step.get(trial_id, 0):
-            return  # a step is reported once (OptunaPruning reports it first)
+        if trial_id not in self._ot_trials or trial_id in self._completed_trials or self.metric not in result or step <= self._last_step.get(trial_id, 0):
+            # a step is reported once (OptunaPruning reports it first); a trial this study never
+            # asked for (resumed from an experiment state saved after the searcher's state) is not
+            # in it: the next resume adds it once it has finished (searcher_history)
+            return
         self._last_step[trial_id] = step
         self._ot_trials[trial_id].report(result[self.metric], step)
 
@@ -61,6 +64,8 @@ class FidelityAwareOptunaSearch(OptunaSearch):
         return prune
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        if trial_id not in self._ot_trials and trial_id not in self._completed_trials:
+            return  # never asked for (see on_trial_result)
         if trial_id in self._completed_trials or (result and not error and self._step(result) >= self._full_fidelity):
             super().on_trial_complete(trial_id, result, error)
             return

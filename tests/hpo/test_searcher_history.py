@@ -72,6 +72,21 @@ def test_a_restored_optuna_study_is_told_the_trials_that_ended_after_its_save(tm
     assert make_whole(restored, trials) == (3, 0)  # once told, nothing again
 
 
+def test_a_trial_the_restored_study_never_asked_for_reports_and_ends_without_error(tmp_path: Path) -> None:
+    # Ray writes the experiment state, then the searcher's: a kill between the two resumes a trial
+    # the study never asked for
+    killed = _optuna()
+    _run(killed, "a", 4)
+    killed.save(str(tmp_path / "searcher.pkl"))
+    config = killed.suggest("b")
+    restored = _optuna()
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    before = _states(restored)
+    restored.on_trial_result("b", {"epoch": 1, "loss": 0.5, "config": config})
+    restored.on_trial_complete("b", {"epoch": 4, "loss": 0.4, "config": config})
+    assert _states(restored) == before  # the study goes on without it; a later resume adds it as evaluated
+
+
 def test_a_restored_blendsearch_is_told_the_configs_that_ended_after_its_save(tmp_path: Path) -> None:
     from flaml import BlendSearch
 
