@@ -122,7 +122,19 @@ class RecordingBOHB(TuneBOHB):
         self.time_attr = time_attr
         self.heard: set[str] = set()
 
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if trial_id not in self.trial_to_params:
+            # never suggested: a trial resumed from an experiment state saved after this searcher's
+            # (Ray writes that first). Its params come with its result, nested or flattened.
+            config = result.get("config") or {k.removeprefix("config/"): v for k, v in result.items() if k.startswith("config/")}
+            if not all(key in config for key in self._space):
+                return
+            self.trial_to_params[trial_id] = {key: config[key] for key in self._space}
+        super().on_trial_result(trial_id, result)
+
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        if trial_id not in self.trial_to_params:
+            return  # never suggested nor heard reporting: a later resume tells it (make_whole)
         super().on_trial_complete(trial_id, result, error)
         self.heard.add(trial_id)
 

@@ -187,6 +187,13 @@ def test_a_restored_bohb_is_told_the_trials_that_ended_after_its_save(tmp_path: 
     assert model(restored) == model(killed) and len(model(killed)) == 3  # b by the params it kept, d by its config
     assert set(restored.trial_to_params) == {"c"}  # still running: Tune resumes it and tells its end
     assert make_whole(restored, trials) == (3, 0)
+    # a trial it never suggested, resumed from an experiment state saved after the searcher's: its
+    # results carry its config (flattened, as Tune hands them over); without one it is left out
+    restored.on_trial_result("e", {"loss": 0.5625, "epoch": 3, "config/x": 0.25, "config/act": "tanh", "hyperband_info": {"budget": 3}})
+    restored.on_trial_complete("e", {"loss": 0.5625, "epoch": 3})
+    restored.on_trial_result("f", {"loss": 1.0, "epoch": 1, "hyperband_info": {"budget": 1}})
+    restored.on_trial_complete("f", {"loss": 1.0, "epoch": 1})
+    assert restored.heard == {"a", "b", "d", "e"} and len(model(restored)) == 4
 
 
 def test_the_resume_says_what_it_found_and_leaves_unchecked_searchers_alone(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
