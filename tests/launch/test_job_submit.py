@@ -122,8 +122,19 @@ def test_secrets_in_the_drivers_environment_stay_out_of_rays_temp_dir(head: Head
     assert (out / "par" / "metrics.json").is_file()
     files = [p for root in (Path(head.temp_dir), out) for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
     assert any("runtime_env" in p.name for p in files), "Ray's runtime-env agent log was not found"
-    texts = {str(p): p.read_bytes() for p in files}
+    texts = {str(p): text for p in files if (text := _read_if_there(p)) is not None}
     texts["console"] = "".join(proc.stdout + proc.stderr for proc in (tuned, trained, automl)).encode()
     for value in FAKE_SECRETS.values():
         leaked = [name for name, text in texts.items() if value.encode() in text]
         assert not leaked, f"a secret leaked into {leaked}"
+
+
+def _read_if_there(path: Path) -> bytes | None:
+    """A file of a live head's temp dir, read again while Ray rewrites it (its metrics
+    service-discovery file is removed and written anew every few seconds); None once it is gone."""
+    for _ in range(10):
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            time.sleep(0.2)
+    return None
