@@ -42,8 +42,9 @@ Scheduler and searcher subclasses that lean on private names live beside this mo
 state across a resume in ``dltune.ray_compat.scheduler_state``, the searcher's history checked
 after one in ``dltune.ray_compat.searcher_history`` (they import Ray when imported; this
 module does not). Optuna's GPSampler with a constant liar for concurrent trials, which reads
-the study as GPSampler does, is in ``dltune.ray_compat.optuna_gp``. What the AutoML job needs of FLAML's internals (FLAML drives Ray Tune for
-its parallel trials) is in ``dltune.ray_compat.flaml_automl``.
+the study as GPSampler does, is in ``dltune.ray_compat.optuna_gp``. What the AutoML job needs
+of FLAML's internals (FLAML drives Ray Tune for its parallel trials) is in
+``dltune.ray_compat.flaml_automl``.
 
 ``dltune.ray_compat.check.missing()`` lists what an installed Ray, Optuna or FLAML lacks of
 all these and of the modules beside this one, so that an upgrade fails in one test.

@@ -74,4 +74,3 @@ def missing() -> list[str]:
     if not ("_get_trials" in inspect.getsource(GPSampler.sample_relative) and callable(getattr(Study, "_get_trials", None))):
         gone.append("optuna.samplers.GPSampler.sample_relative: reads trials through Study._get_trials")
     return gone
-
