@@ -27,7 +27,8 @@ TIME_ATTR = "epoch"
 # begun at 10 full runs. It refits its GP on every finished trial, a cost that grows with the
 # trials (0.8 s per trial at 30 here); outside these bounds it is unmeasured or slow, and TPE takes over.
 # With several trials at once it needs its constant liar (dltune.ray_compat.optuna_gp): without
-# it, 4 slots ran the same point 4 times, and 4 slots at 30 full runs went from 0.141 to 0.056.
+# it, a trial asked while others ran often landed next to one of them; with it, 4 slots at 30
+# full runs went from 0.141 to 0.056.
 GP_MIN_TRIALS = 10
 GP_MAX_TRIALS = 100
 GP_MAX_KEYS = 10
