@@ -11,6 +11,8 @@ Private names used (Ray 2.60), checked by ``dltune.ray_compat.check.missing()``:
   ``_cached_trial_decisions``, reached through the ``_tune_controller`` of the wrapper Ray hands
   its schedulers: a trial exploited while its pause-save was in flight keeps a STOP there that
   ends it at its next checkpoint (docs/ray_upstream.md).
+- HyperBand's ``_process_bracket`` (the halving), called for a bracket whose trials all wait at
+  its rung when no result or removal will call it (``waits_on_nothing``).
 - HyperBand's ``_trial_info``, a bracket's ``_live_trials`` and ``trials_to_unpause``, and the
   controller's ``_set_trial_status`` (which Ray hands its schedulers): after a resume, a trial
   held at its rung is PAUSED again, as PBT pauses its own, and one its bracket had stopped is
@@ -75,6 +77,8 @@ class FullFidelity:
                     bracket.cleanup_full(tune_controller)  # stops the bracket's PAUSED trials, if any
                 else:
                     hold_at_rung(tune_controller, bracket)
+                    if waits_on_nothing(bracket):
+                        self._process_bracket(tune_controller, bracket)  # type: ignore[attr-defined]
         return super().choose_trial_to_run(tune_controller, **kwargs)  # type: ignore[misc]
 
 
@@ -82,6 +86,16 @@ def in_bracket(scheduler: HyperBandScheduler, trial: Trial) -> bool:
     """Whether one of the scheduler's brackets holds ``trial`` (it keeps a trial it removed in ``_trial_info``)."""
     info = scheduler._trial_info.get(trial)
     return info is not None and trial in info[0]._live_trials
+
+
+def waits_on_nothing(bracket: _Bracket) -> bool:
+    """Whether every trial left in the bracket has reached its rung and waits there PAUSED, so no
+    result will come to halve it. Ray halves a bracket on a result, or on a removal before its
+    first halving only: a trial that fails or is stopped after it, while the others wait at the
+    next rung, left them PAUSED for ever, and Tune waited on them."""
+    trials = bracket.current_trials()
+    return bool(trials) and bracket.cur_iter_done() and all(
+        trial.status == Trial.PAUSED and not trial.is_saving and trial not in bracket.trials_to_unpause for trial in trials)
 
 
 def hold_at_rung(tune_controller: Any, bracket: _Bracket) -> None:
@@ -156,7 +170,7 @@ def forget_stop_after_save(tune_controller: Any, trial: Any) -> None:
 
 def missing() -> list[str]:
     """What of the above the installed Ray lacks, each as 'where: name'."""
-    gone = [f"ray.tune.schedulers.HyperBandScheduler: {name}" for name in ("_create_bracket", "_get_r0", "_get_n0", "_s_max_1", "_time_attr")
+    gone = [f"ray.tune.schedulers.HyperBandScheduler: {name}" for name in ("_create_bracket", "_process_bracket", "_get_r0", "_get_n0", "_s_max_1", "_time_attr")
             if not hasattr(HyperBandScheduler(max_t=9), name)]
     bracket = _Bracket(time_attr="t", max_trials=3, init_t_attr=3, max_t_attr=9, eta=3, s=1)
     gone += [f"ray.tune.schedulers.hyperband._Bracket: {name}" for name in ("_r", "_n", "_cumul_r", "_halves", "_eta", "_max_t_attr", "trials_to_unpause", "_live_trials")

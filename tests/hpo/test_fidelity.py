@@ -114,6 +114,49 @@ def test_hyperband_stops_a_trial_whose_pause_was_saving_when_its_bracket_finishe
     assert first.status == "TERMINATED"  # left PAUSED, Tune would wait on it for ever
 
 
+def _a_trial_fails_after_the_first_halving(scheduler) -> tuple[list, object]:
+    """Bracket s=2 of max_t 4, eta 2 (rungs 1, 2, 4) halves its four trials at epoch 1; of the
+    two it keeps, one reaches epoch 2 and pauses there, and the other fails. Returns the
+    controller's trials and the one left waiting."""
+    from ray.tune.schedulers import TrialScheduler
+
+    trials = [_Pausing(f"t{i}") for i in range(10)]  # brackets of 3, 3 and 4 trials
+    controller = _Controller(scheduler, trials)
+    for trial in trials:
+        scheduler.on_trial_add(controller, trial)
+    group = trials[6:]
+    assert {id(scheduler._trial_info[t][0]) for t in group} == {id(scheduler._trial_info[group[0]][0])}
+    for trial in trials[:6]:
+        trial.status = "TERMINATED"  # the other brackets are done with
+    for trial, loss in zip(group, (4.0, 3.0, 2.0)):
+        assert scheduler.on_trial_result(controller, trial, {"epoch": 1, "loss": loss}) == TrialScheduler.PAUSE
+        trial.status = "PAUSED"
+    assert scheduler.on_trial_result(controller, group[3], {"epoch": 1, "loss": 1.0}) == TrialScheduler.CONTINUE
+    assert [t.status for t in group] == ["TERMINATED", "TERMINATED", "PAUSED", "RUNNING"]
+    group[2].status = "RUNNING"  # unpaused
+    assert scheduler.on_trial_result(controller, group[2], {"epoch": 2, "loss": 0.5}) == TrialScheduler.PAUSE
+    group[2].status = "PAUSED"
+    group[3].status = "ERROR"
+    scheduler.on_trial_error(controller, group[3])
+    return trials, group[2]
+
+
+def test_hyperband_halves_a_bracket_whose_last_running_trial_failed_after_its_first_halving() -> None:
+    """Ray halves a bracket on a result, or on a removal before its first halving only. A trial
+    that failed after it, while the other waited at the next rung, left that one PAUSED with
+    nothing to resume it: Tune waited for ever."""
+    from dltune.ray_compat.schedulers import FullFidelityHyperBand
+
+    ray_own = HyperBandScheduler(time_attr="epoch", metric="loss", mode="min", max_t=4, reduction_factor=2)
+    _, waiting = _a_trial_fails_after_the_first_halving(ray_own)
+    assert ray_own.choose_trial_to_run(_Controller(ray_own, [])) is None and waiting.status == "PAUSED"  # Ray's own hang
+
+    scheduler = FullFidelityHyperBand(time_attr="epoch", metric="loss", mode="min", max_t=4, reduction_factor=2)
+    trials, waiting = _a_trial_fails_after_the_first_halving(scheduler)
+    assert scheduler.choose_trial_to_run(_Controller(scheduler, trials)) is waiting  # halved to its last rung, and let through
+    assert scheduler._trial_info[waiting][0]._cumul_r == 4
+
+
 @pytest.mark.ray
 @pytest.mark.slow
 def test_hyperband_runs_every_trial_it_lets_through_to_train_epochs(ray_cluster, tmp_path: Path) -> None:
