@@ -22,6 +22,17 @@ def paced_curve(ctx) -> None:
         ctx.report({"loss": (ctx.params["x"] - 2.0) ** 2 + 1.0 / (step + 1)})
 
 
+def breaks_after_its_first_epoch_when_x_is_positive(ctx) -> None:
+    """Loss -x, so larger x ranks better; a trial with x > 0 breaks 3 s into its second epoch (by
+    then the other trials let through its bracket's first halving have reached the next rung)."""
+    start = ctx.load_checkpoint() or {"step": 0}
+    for step in range(start["step"], ctx.config.train.epochs):
+        if ctx.params["x"] > 0 and step == 1:
+            time.sleep(3)
+            raise RuntimeError("broke after the halving")
+        ctx.report({"loss": -ctx.params["x"] + 0.01 * step}, checkpoint={"step": step + 1})
+
+
 def torch_free(ctx) -> None:
     """An objective that needs no torch and keeps no checkpoint (checkpoints are torch files)."""
     ctx.report({"loss": abs(ctx.params["x"]), "torch_loaded": "torch" in sys.modules})

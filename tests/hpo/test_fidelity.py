@@ -2,7 +2,6 @@
 trial as stopped: real Ray Tune searches over a plain objective that reports instantly."""
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
@@ -10,7 +9,8 @@ import pytest
 
 from ray.tune.schedulers import HyperBandScheduler
 
-from objectives import curve
+from conftest import results_rows
+from objectives import breaks_after_its_first_epoch_when_x_is_positive, curve
 from dltune import api
 from dltune.config import Config, load_config
 from dltune.hpo import algorithms
@@ -22,8 +22,7 @@ def _search(tmp_path: Path, searcher: str, scheduler: str, epochs: int, eta: int
     api.tune(None, ["tune.space={params.x: {uniform: [-5.0, 5.0]}}", "tune.metric=loss", "tune.mode=min", f"tune.num_samples={trials}",
                     f"train.epochs={epochs}", f"tune.searcher={searcher}", f"tune.scheduler={scheduler}", f"tune.reduction_factor={eta}",
                     "tune.grace_period=1", f"output.dir={tmp_path}", "output.experiment=s"], verbose=False, fn=curve)
-    with open(tmp_path / "s" / "results.csv", newline="") as f:
-        return list(csv.DictReader(f))
+    return results_rows(tmp_path / "s")
 
 
 def _check(rows: list[dict[str, str]], epochs: int, rungs: set[int]) -> None:
@@ -155,6 +154,21 @@ def test_hyperband_halves_a_bracket_whose_last_running_trial_failed_after_its_fi
     trials, waiting = _a_trial_fails_after_the_first_halving(scheduler)
     assert scheduler.choose_trial_to_run(_Controller(scheduler, trials)) is waiting  # halved to its last rung, and let through
     assert scheduler._trial_info[waiting][0]._cumul_r == 4
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_hyperband_search_whose_trial_fails_after_a_halving_finishes(ray_cluster, tmp_path: Path) -> None:
+    """The search the stand-in above is drawn from: its last bracket (4 trials, epochs 1, 2, 4)
+    keeps x = 0.5 and -1; the first breaks while the second waits at epoch 2. Ray's own HyperBand
+    left it waiting, and the search hung (here until the time budget cut it); now it is let
+    through and runs to the end."""
+    result = api.tune(None, ["tune.space={params.x: {grid: [-9, -8, -7, -6, -5, -4, -3, -2, 0.5, -1]}}", "tune.metric=loss", "tune.mode=min",
+                             "tune.searcher=random", "tune.num_samples=1", "train.epochs=4", "tune.scheduler=hyperband", "tune.reduction_factor=2",
+                             "tune.time_budget_s=120", f"output.dir={tmp_path}", "output.experiment=h"], verbose=False, fn=breaks_after_its_first_epoch_when_x_is_positive)
+    ended = {float(r["params.x"]): (int(r["epochs"]), r["stop_reason"]) for r in results_rows(tmp_path / "h")}
+    assert ended[0.5] == (1, "error") and ended[-1.0] == (4, "completed"), ended
+    assert len(result.rows) == 10
 
 
 @pytest.mark.ray
