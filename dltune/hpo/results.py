@@ -114,8 +114,10 @@ def _worker_restarts(df: Any) -> int:
 
 
 def rank_rows(rows: list[TrialRow], mode: str) -> list[TrialRow]:
+    """Trials with a value, best first; a failed trial after every one that did not fail (the
+    value it reported before it broke, often as it diverged, makes no best config or model)."""
     scored = [r for r in rows if r.best is not None]
-    return sorted(scored, key=lambda r: r.best if mode == "min" else -r.best)  # type: ignore[operator]
+    return sorted(scored, key=lambda r: (bool(r.error), r.best if mode == "min" else -r.best))  # type: ignore[operator]
 
 
 def write_results_csv(rows: list[TrialRow], keys: list[str], metric: str, path: str) -> None:

@@ -169,6 +169,8 @@ def test_a_hyperband_search_whose_trial_fails_after_a_halving_finishes(ray_clust
     ended = {float(r["params.x"]): (int(r["epochs"]), r["stop_reason"]) for r in results_rows(tmp_path / "h")}
     assert ended[0.5] == (1, "error") and ended[-1.0] == (4, "completed"), ended
     assert len(result.rows) == 10
+    # x = 0.5 reported the best loss before it broke; the best config is the best trial that did not fail
+    assert result.best_config.params["x"] == -1 and result.best_metric == 1.0
 
 
 @pytest.mark.ray
