@@ -129,7 +129,9 @@ def s3_server(monkeypatch: pytest.MonkeyPatch):
 
 
 def shared_ray() -> object:
-    """This process's local Ray for in-process searches, 4 logical CPUs whatever the machine has:
+    """This process's local Ray for in-process searches, 2 logical CPUs whatever the machine has
+    (as many as the cores CI has: each more concurrent trial is one more worker process importing
+    Ray Tune and torch, the bulk of a small search's CPU time):
     started by the first test that needs it and kept for the next (a test that needs none shuts
     it down: no_ray). Its workers import user_root's package, so user_root is made first."""
     import ray
@@ -137,7 +139,7 @@ def shared_ray() -> object:
     from dltune.launch.ray_cluster import start_local_ray
 
     if not ray.is_initialized():
-        start_local_ray(num_cpus=4, log_to_driver=False)
+        start_local_ray(num_cpus=2, log_to_driver=False)
     return ray
 
 

@@ -41,7 +41,9 @@ def test_pbt_over_two_worker_trials_of_a_train_fn(ray_cluster, tmp_path: Path) -
     result = _search(tmp_path, "pbt", *BYO, "tune.space={params.lr: {loguniform: [0.001, 0.3]}}", "tune.searcher=random", "tune.scheduler=pbt",
                      # one perturbation, at epoch 2: every further one restarts both worker groups (about 15 s each here)
                      "tune.num_samples=2", "train.epochs=3", "tune.perturbation_interval=2", "tune.quantile_fraction=0.5", "tune.resample_probability=0.5",
-                     "tune.synch=true", "tune.seed=1", "scaling.launcher=ray", "scaling.num_workers=2")
+                     "tune.synch=true", "tune.seed=1", "scaling.launcher=ray", "scaling.num_workers=2",
+                     # both trials' two workers at once on the tests' 2 logical CPUs: synchronous PBT waits for both
+                     "scaling.cpus_per_worker=0.5")
     exp = tmp_path / "pbt"
     exploits = pbt_exploits(exp)
     assert exploits, "PBT performed no exploit"
