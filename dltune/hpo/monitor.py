@@ -40,15 +40,15 @@ class SearchMonitor(Callback):
         self.last_line = 0.0
         self.last_news = ""  # the last line, less its clock
         self.runs: dict[str, EventFile] = {}
-        self.best_value: float | None = None
-        self.best_config: dict[str, Any] = {}
-        self.best_trial = ""
         self.trial_best: dict[str, float] = {}
+        self.best_configs: dict[str, dict[str, Any]] = {}  # each trial's config when it reported its best (PBT changes it)
+        self.failed: set[str] = set()
         self.status: dict[str, str] = {}
 
     # --- Ray Tune hooks ---------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.status[trial.trial_id] = "running"
+        self.failed.discard(trial.trial_id)  # a failed trial run again by a resume
         self._line(trials)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict[str, Any], **info: Any) -> None:
@@ -60,8 +60,7 @@ class SearchMonitor(Callback):
             prev = self.trial_best.get(trial.trial_id)
             if prev is None or self._better(value, prev):
                 self.trial_best[trial.trial_id] = value
-            if self.best_value is None or self._better(value, self.best_value):
-                self.best_value, self.best_config, self.best_trial = value, dict(trial.config), trial.trial_id
+                self.best_configs[trial.trial_id] = dict(trial.config)
         self._line(trials)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -71,6 +70,7 @@ class SearchMonitor(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.status[trial.trial_id] = "error"
+        self.failed.add(trial.trial_id)
         self._close(trial)
         self._line(trials, force=True)
 
@@ -86,14 +86,24 @@ class SearchMonitor(Callback):
 
     def get_state(self) -> dict[str, Any]:
         """Saved with the experiment: a resumed search's clock, progress and best so far go on from the killed driver's."""
-        best = {"best": (self.best_value, self.best_config, self.best_trial), "trial_best": dict(self.trial_best)}
+        best = {"trial_best": dict(self.trial_best), "best_configs": dict(self.best_configs), "failed": sorted(self.failed)}
         return {"elapsed_s": self.elapsed(), **best, **({"costs": dict(self.costs)} if self.budget is not None else {})}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.costs = dict(state.get("costs", {}))
         self.spent_before = float(state.get("elapsed_s", 0.0))
-        self.best_value, self.best_config, self.best_trial = state.get("best", (None, {}, ""))
         self.trial_best = dict(state.get("trial_best", {}))
+        self.best_configs = dict(state.get("best_configs", {}))
+        self.failed = set(state.get("failed", []))
+
+    def best(self) -> tuple[float, dict[str, Any]] | None:
+        """The best value so far and its config, ranked as results.csv's best is: a failed trial only
+        where no other trial reported a value (a diverging trial's last values before it broke are no best)."""
+        if not self.trial_best:
+            return None
+        sign = 1.0 if self.mode == "min" else -1.0
+        trial_id = min(self.trial_best, key=lambda tid: (tid in self.failed, sign * self.trial_best[tid]))
+        return self.trial_best[trial_id], self.best_configs.get(trial_id, {})
 
     def elapsed(self) -> float:
         """Seconds the search has run, in every driver it had (time between a kill and its resume not counted)."""
@@ -147,7 +157,8 @@ class SearchMonitor(Callback):
         if not force and now - self.last_line < (0.5 if self.live else 10.0):
             return
         c = self.counts(trials)
-        best = f" | best {self.metric} {self.best_value:.4f} ({_fmt_config(self.best_config)})" if self.best_value is not None else ""
+        top = self.best()
+        best = f" | best {self.metric} {top[0]:.4f} ({_fmt_config(top[1])})" if top is not None else ""
         news = f"trials: {c['done']} done, {c['running']} running, {c['pending']} pending, {c['errored']} errored{best}"
         if force and news == self.last_news:
             return  # a trial's last result has just said it: no second line of the same

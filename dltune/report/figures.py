@@ -102,8 +102,17 @@ def trial_best(trial: Trial, exp: Experiment) -> float | None:
     return best_of([v for r in trial.reports if (v := _value(r, exp.metric)) is not None], exp.mode)
 
 
+def ranked(exp: Experiment) -> list[tuple[float, Trial]]:
+    """Trials with a value and their best, best first, ranked as results.csv's best is: a failed trial
+    after every one that did not fail."""
+    sign = 1.0 if exp.mode == "min" else -1.0
+    scored = [(b, t) for t in exp.trials if (b := trial_best(t, exp)) is not None]
+    return sorted(scored, key=lambda p: (end_of(p[1]) == "error", sign * p[0]))
+
+
 def best_value(exp: Experiment) -> float | None:
-    return best_of([b for t in exp.trials if (b := trial_best(t, exp)) is not None], exp.mode)
+    top = ranked(exp)
+    return top[0][0] if top else None
 
 
 def learning_curves(exp: Experiment) -> list[Series]:

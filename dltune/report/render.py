@@ -238,7 +238,7 @@ def _best(exp: Experiment) -> str:
 
 
 def _top_k(exp: Experiment) -> str:
-    ranked = sorted(((b, t) for t in exp.trials if (b := F.trial_best(t, exp)) is not None), key=lambda p: p[0], reverse=exp.mode == "max")[:TOP_K]
+    ranked = F.ranked(exp)[:TOP_K]
     if not ranked:
         return ""
     keys = sorted({k for _, t in ranked for k in t.config})

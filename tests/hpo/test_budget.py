@@ -111,8 +111,35 @@ def test_a_resumed_searchs_progress_keeps_the_best_found_before_the_kill(tmp_pat
 
     killed = searched(None, "a", 0.25)
     resumed = searched(pickle.loads(pickle.dumps(killed.get_state())), "b", 0.5)  # a worse trial after the resume
-    assert (resumed.best_value, resumed.best_trial, resumed.trial_best) == (0.25, "a", {"a": 0.25, "b": 0.5})
+    assert resumed.best() == (0.25, {"x": 0.25}) and resumed.trial_best == {"a": 0.25, "b": 0.5}
     assert "best loss 0.2500 (x=0.25)" in resumed.out.getvalue().splitlines()[-1]
+
+
+def test_the_progress_line_never_names_a_failed_trial_best_while_another_reported(tmp_path: Path) -> None:
+    import io
+    from types import SimpleNamespace
+
+    from ray.tune.experiment import Trial
+
+    from dltune.hpo import monitor
+
+    watcher = monitor.SearchMonitor("loss", "min", str(tmp_path), 60.0, 3, verbose=True, stream=io.StringIO())
+    broken, kept = (SimpleNamespace(trial_id=tid, config={"x": x}, status=Trial.RUNNING) for tid, x in (("a", 1.0), ("b", 2.0)))
+    watcher.on_trial_result(1, [broken], broken, {"epoch": 1, "loss": 0.1})  # the best value so far, then it breaks
+    assert watcher.best() == (0.1, {"x": 1.0})  # no other trial has reported yet
+    broken.status = Trial.ERROR
+    watcher.on_trial_error(1, [broken], broken)
+    assert watcher.best() == (0.1, {"x": 1.0})  # still the only value there is, as results.csv would rank it
+    watcher.on_trial_result(2, [broken, kept], kept, {"epoch": 1, "loss": 0.9})
+    assert watcher.best() == (0.9, {"x": 2.0})
+    kept.status = Trial.TERMINATED
+    watcher.on_trial_complete(2, [broken, kept], kept)
+    assert watcher.out.getvalue().splitlines()[-1].endswith("1 done, 0 running, 1 pending, 1 errored | best loss 0.9000 (x=2)")
+    resumed = monitor.SearchMonitor("loss", "min", str(tmp_path), 60.0, 3, verbose=False)
+    resumed.set_state(pickle.loads(pickle.dumps(watcher.get_state())))
+    assert resumed.best() == (0.9, {"x": 2.0})  # the failure is remembered across a resume
+    resumed.on_trial_start(3, [broken], broken)  # until the resume runs the failed trial again
+    assert resumed.best() == (0.1, {"x": 1.0})
 
 
 @pytest.mark.slow

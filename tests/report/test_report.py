@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -131,6 +132,19 @@ def test_a_trial_a_killed_driver_started_twice_is_reported_once(tmp_path: Path) 
     _write_trial(tmp_path, "ab12cd34", "2026-01-01_00-05-00", [1.0, 0.5, 0.33])
     exp = load(str(tmp_path))
     assert [(t.trial_id, len(t.reports), t.stop_reason) for t in exp.trials] == [("ab12cd34", 3, "completed")]
+
+
+def test_the_reports_best_and_top_trials_rank_a_failed_trial_after_the_others(tmp_path: Path) -> None:
+    from dltune.report.render import build
+
+    (tmp_path / "summary.json").write_text('{"metric": "loss", "mode": "min"}')
+    (tmp_path / "results.csv").write_text("trial_id,best_loss,stop_reason\n0000000a,0.1,error\n0000000b,0.5,completed\n0000000c,0.7,completed\n")
+    for trial_id, losses, x in (("0000000a", [0.3, 0.1], 1.0), ("0000000b", [0.9, 0.5], 2.0), ("0000000c", [0.7], 3.0)):
+        _write_trial(tmp_path, trial_id, "2026-01-01_00-00-00", losses, x=x)
+    html, _ = build(load(str(tmp_path)), pngs=False)
+    assert 'data-value="0.5"' in html  # as best_config.yaml: the diverging trial's 0.1 before it broke is no best
+    ranks = re.findall(r"<tr><td>(\d)</td><td>([0-9a-f]{8})</td>", html)
+    assert ranks == [("1", "0000000b"), ("2", "0000000c"), ("3", "0000000a")], ranks
 
 
 def test_a_relative_experiment_dir_whose_trials_all_tie_still_gets_its_report(tmp_path: Path) -> None:
