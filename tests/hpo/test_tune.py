@@ -1,4 +1,4 @@
-"""dltune tune on a real local Ray (4 logical CPUs), a few small digits trials per search."""
+"""dltune tune on a real local Ray (2 logical CPUs), a few small digits trials per search."""
 from __future__ import annotations
 
 import json
