@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sysconfig
 import traceback
 from types import TracebackType
@@ -34,7 +35,7 @@ class TrainFnError(Exception):
 
     @classmethod
     def of(cls, exc: BaseException) -> TrainFnError:
-        return cls(type(exc).__name__, first_line(str(exc)), where(exc.__traceback__))
+        return _raised_in(str(exc)) or cls(type(exc).__name__, first_line(str(exc)), where(exc.__traceback__))
 
 
 class RunFailed(Exception):
@@ -51,6 +52,27 @@ def first_line(text: str) -> str:
     return lines[0] if lines else text
 
 
+_TRACEBACK_HEAD = "Traceback (most recent call last):"
+_FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d+)')
+
+
+def _raised_in(text: str) -> TrainFnError | None:
+    """What a traceback's text says was raised, and where: Ray Tune passes some failures on as a
+    TuneError whose whole message is the traceback of the real one."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if not lines or lines[0].strip() != _TRACEBACK_HEAD or lines[-1].startswith(" "):
+        return None
+    type_name, _, message = lines[-1].partition(": ")
+    frames = [m for line in lines if (m := _FRAME.match(line))]
+    location = f"{_shown(frames[-1]['path'])}:{frames[-1]['line']}" if frames else ""
+    return TrainFnError(type_name.rsplit(".", 1)[-1], message.strip(), location)
+
+
+def _shown(path: str) -> str:
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
 def where(tb: TracebackType | None) -> str:
     """file:line of the innermost frame in the user's own code (else the innermost frame)."""
     frames = traceback.extract_tb(tb)
@@ -58,8 +80,7 @@ def where(tb: TracebackType | None) -> str:
         return ""
     own = [f for f in frames if not os.path.realpath(f.filename).startswith(_NOT_USER_CODE)]
     frame = (own or frames)[-1]
-    path = os.path.relpath(frame.filename) if not os.path.relpath(frame.filename).startswith("..") else frame.filename
-    return f"{path}:{frame.lineno}"
+    return f"{_shown(frame.filename)}:{frame.lineno}"
 
 
 def describe(exc: BaseException) -> str:

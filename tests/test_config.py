@@ -140,3 +140,26 @@ def test_cli_bad_input_is_one_line_exit_2() -> None:
     missing = run_cli("train", "no/such/config.yaml")
     assert missing.returncode == 2
     assert "no/such/config.yaml" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_a_failure_ray_tune_passes_on_as_traceback_text_is_named_by_what_was_raised(capsys: pytest.CaptureFixture) -> None:
+    """Ray Tune wraps an exception in a controller callback as TuneError(traceback text): the one
+    error line names the exception at its end and where it was raised, not 'Traceback (most ...'."""
+    import traceback
+
+    from ray.tune import TuneError
+
+    from dltune.command import run_guarded
+
+    def body() -> int:
+        try:
+            open("/no/such/checkpoint_000001")  # noqa: SIM115 - raises
+        except OSError:
+            raise TuneError(traceback.format_exc()) from None
+        return 0
+
+    assert run_guarded(body, debug=False) == 1
+    line = capsys.readouterr().err.strip()
+    frame = next(i for i, text in enumerate(Path(__file__).read_text().splitlines(), 1) if 'open("/no/such/checkpoint_000001")' in text)
+    assert line.startswith("dltune: failed: FileNotFoundError: [Errno 2] No such file or directory: '/no/such/checkpoint_000001' (")
+    assert line.endswith(f"test_config.py:{frame}) (rerun with --debug for the traceback)"), line
