@@ -49,6 +49,24 @@ def kill_search_when(args: list[str], ready: Callable[[], bool], user_root: Path
         proc.wait()
 
 
+def resumed_here(args: list[str], request: pytest.FixtureRequest) -> subprocess.CompletedProcess:
+    """``dltune ARGS --resume`` in this process, as a new driver on the shared Ray (the killed
+    driver's Ray went with it, as a lost head node's would; experiment state saved every second, as
+    the killed driver's was): its exit code and what it printed. A second cold CLI and Ray would
+    test nothing more, at the cost of a Ray start and torch's import."""
+    from dltune import cli
+
+    request.getfixturevalue("ray_cluster")
+    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    monkeypatch.chdir(ROOT)
+    capsys: pytest.CaptureFixture = request.getfixturevalue("capsys")
+    capsys.readouterr()
+    code = cli.main([*args, "--resume"])
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out, err)
+
+
 def write_ctr_parquet(path: Path, rows: int, seed: int = 0, row_group_size: int | None = None, files: int = 1) -> list[Path]:
     """Dense I1..I3, sparse C1..C2 (strings), binary label with signal; ``files`` part files."""
     rng = np.random.default_rng(seed)

@@ -6,7 +6,9 @@ import csv
 import subprocess
 from pathlib import Path
 
-from conftest import kill_search_when, run_cli, trial_results
+import pytest
+
+from conftest import kill_search_when, resumed_here, trial_results
 
 # one trial at a time, each epoch half a second: the order results reach the scheduler is the trials' order
 SIMULATED = ["tune", "configs/quickstart_tune.yaml", "train.fn=byo_user.train:simulated", "tune.space={params.x: {uniform: [-5.0, 5.0]}}",
@@ -20,10 +22,10 @@ HYPERBAND = ["tune.scheduler=hyperband", "tune.reduction_factor=3", "tune.num_sa
 RESTORED = "restored as it was at the last saved step"
 
 
-def killed_and_resumed(args: list[str], exp: Path, user_root: Path, reported: int, finished: int = 0) -> tuple[subprocess.CompletedProcess, dict]:
+def killed_and_resumed(args: list[str], exp: Path, request: pytest.FixtureRequest, reported: int, finished: int = 0) -> tuple[subprocess.CompletedProcess, dict]:
     """Run the search, SIGKILL its driver once ``reported`` trials have results and ``finished`` of
-    them have reported their last epoch (9), resume it. Returns the resumed search and each trial's
-    results as they stood when the kill was decided (two seconds before it)."""
+    them have reported their last epoch (9), resume it in this process. Returns the resumed search
+    and each trial's results as they stood when the kill was decided (two seconds before it)."""
     at_kill: dict[str, list[dict]] = {}
 
     def ready() -> bool:
@@ -31,9 +33,9 @@ def killed_and_resumed(args: list[str], exp: Path, user_root: Path, reported: in
         at_kill.update(trial_results(exp) if exp.exists() else {})
         return len(at_kill) >= reported and sum(h[-1]["epoch"] >= 9 for h in at_kill.values()) >= finished
 
-    kill_search_when(args, ready, user_root)
+    kill_search_when(args, ready, request.getfixturevalue("user_root"))
     assert not (exp / "summary.json").exists()
-    resumed = run_cli(*args, "--resume", env={"RAY_ADDRESS": "", "PYTHONPATH": str(user_root), "TUNE_GLOBAL_CHECKPOINT_S": "1"})
+    resumed = resumed_here(args, request)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     return resumed, at_kill
 

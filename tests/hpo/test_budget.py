@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import kill_search_when, run_cli, trial_results
+from conftest import kill_search_when, resumed_here, run_cli, trial_results
 from dltune import api
 from dltune.errors import ConfigError, UserError
 from dltune.hpo.search_plan import local_cluster_resources, make_plan
@@ -50,7 +50,7 @@ def test_a_search_ends_once_its_trials_have_cost_the_budget(ray_cluster, tmp_pat
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_a_resumed_search_counts_what_was_spent_before_the_driver_was_killed(tmp_path: Path, user_root: Path) -> None:
+def test_a_resumed_search_counts_what_was_spent_before_the_driver_was_killed(request: pytest.FixtureRequest, tmp_path: Path, user_root: Path) -> None:
     # 10 trials' worth of budget, one trial at a time, about a second each
     args = ["tune", "configs/quickstart_tune.yaml", *SIMULATED, "params={sleep: 0.25}", "tune.num_samples=40", "tune.budget.total=400", "tune.budget.cost=sim_seconds",
             "tune.max_concurrent_trials=1", "tune.local_cpus=2", f"output.dir={tmp_path}", "output.experiment=killed"]
@@ -60,7 +60,7 @@ def test_a_resumed_search_counts_what_was_spent_before_the_driver_was_killed(tmp
     assert 160 <= before < 400, before
     killed_span = _span(trial_results(exp))
 
-    resumed = run_cli(*args, "--resume", env={"RAY_ADDRESS": "", "PYTHONPATH": str(user_root)})
+    resumed = resumed_here(args, request)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     summary = json.loads((exp / "summary.json").read_text())
     # counted afresh after the resume, the search would have spent `before` + 400

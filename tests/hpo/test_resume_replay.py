@@ -25,13 +25,12 @@ REPLAYED = {  # the search's own arguments, its trials, the reports before the k
 @pytest.mark.ray
 @pytest.mark.parametrize("killed", [False, True], ids=["uninterrupted", "killed"])
 @pytest.mark.parametrize("scheduler", sorted(REPLAYED))
-def test_scheduler_decisions_match_the_replay_of_the_full_history(request: pytest.FixtureRequest, tmp_path: Path, user_root: Path, scheduler: str,
-                                                                  killed: bool) -> None:
+def test_scheduler_decisions_match_the_replay_of_the_full_history(request: pytest.FixtureRequest, tmp_path: Path, scheduler: str, killed: bool) -> None:
     own, trials, reported, name, replayed = REPLAYED[scheduler]
     args = [*SIMULATED, *own, f"output.dir={tmp_path}"]
     exp = tmp_path / "k"
     if killed:
-        resumed, at_kill = killed_and_resumed(args, exp, user_root, reported=reported)
+        resumed, at_kill = killed_and_resumed(args, exp, request, reported=reported)
         assert f"{name} {RESTORED}" in resumed.stdout and "warning: resume" not in resumed.stderr, resumed.stderr[-2000:]
         one_of_each_trial(exp, trials)
         if scheduler == "asha":  # one trial at a time: all but the last one started had finished, and none ran again

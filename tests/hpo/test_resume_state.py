@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_cli, trial_results
+from conftest import ROOT, resumed_here, trial_results
 from killed_search import HYPERBAND, RESTORED, SIMULATED, killed_and_resumed
 
 
@@ -31,10 +31,10 @@ from killed_search import HYPERBAND, RESTORED, SIMULATED, killed_and_resumed
     # SMAC's first bracket: 1-epoch trials first, each stopped (finished) at once
     (["tune.searcher=smac", "tune.scheduler=smac_hyperband", "tune.grace_period=1", "tune.reduction_factor=3", "tune.num_samples=13"], "SmacBudgets", "SmacSearch", 0),
 ], ids=["median-optuna", "hyperband-bohb", "pbt", "smac"])
-def test_a_resumed_search_puts_its_scheduler_back_as_it_was_saved(tmp_path: Path, user_root: Path, scheduler: list[str], name: str,
+def test_a_resumed_search_puts_its_scheduler_back_as_it_was_saved(request: pytest.FixtureRequest, tmp_path: Path, scheduler: list[str], name: str,
                                                                   searcher: str | None, finished: int) -> None:
     exp = tmp_path / "k"
-    resumed, _ = killed_and_resumed([*SIMULATED, *scheduler, f"output.dir={tmp_path}"], exp, user_root, reported=3, finished=finished)
+    resumed, _ = killed_and_resumed([*SIMULATED, *scheduler, f"output.dir={tmp_path}"], exp, request, reported=3, finished=finished)
     assert f"{name} {RESTORED}" in resumed.stdout and "warning: resume" not in resumed.stderr, (resumed.stdout[-2000:], resumed.stderr[-2000:])
     if searcher:  # the searcher was checked against the trials that had finished (searcher_history's unit tests make one whole)
         assert re.search(rf"resume: {searcher} knows all [1-9]\d* trials that had finished", resumed.stdout), resumed.stdout[-2000:]
@@ -67,7 +67,8 @@ if os.environ.get("KILL_AT_SCHEDULER_SAVE"):
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_a_driver_killed_while_saving_the_scheduler_state_resumes_from_the_last_whole_one(tmp_path: Path, user_root: Path) -> None:
+def test_a_driver_killed_while_saving_the_scheduler_state_resumes_from_the_last_whole_one(request: pytest.FixtureRequest, tmp_path: Path,
+                                                                                          user_root: Path) -> None:
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(KILL_AT_SCHEDULER_SAVE)
@@ -80,7 +81,7 @@ def test_a_driver_killed_while_saving_the_scheduler_state_resumes_from_the_last_
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     staging = json.loads((exp / "driver_staging.json").read_text())["staging_dir"]
     assert list(Path(staging).glob(".*-tmp-callback-states-*.pkl")), "the kill came before the temp file was whole"
-    resumed = run_cli(*args, "--resume", env={"RAY_ADDRESS": "", "PYTHONPATH": str(user_root), "TUNE_GLOBAL_CHECKPOINT_S": "1"})
+    resumed = resumed_here(args, request)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     said = re.search(r"AsyncHyperBandScheduler restored as it was at step (\d+), the last whole save before the experiment state's step (\d+)",
                      resumed.stderr)
