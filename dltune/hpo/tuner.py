@@ -20,6 +20,7 @@ from dltune import ray_compat, ray_logs, schema, storage
 from dltune.config import Config
 from dltune.errors import RunFailed, UserError
 from dltune.hpo import algorithms, experiment_state, results
+from dltune.hpo.exploits import OneEntryPerCheckpoint
 from dltune.hpo.journal import FILE as JOURNAL, OptunaJournal
 from dltune.hpo.live_report import LiveReport
 from dltune.hpo.monitor import SearchMonitor
@@ -127,8 +128,9 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
         LiveReport(exp_dir, cfg.output.report_every_s, plan_summary(cfg, plan), cfg.train.epochs,
                    (journal_path, storage.join(exp_dir, JOURNAL)) if storage.is_remote(exp_dir) else None)]
     guard = experiment_state.ExperimentStateGuard(exp_dir, verbose, judged_results=type(scheduler) is not FIFOScheduler)
+    exploits = [OneEntryPerCheckpoint()] if algorithms.uses_checkpoint_exploits(plan.choice) else []
     callbacks = [monitor, missing_metric, ray_compat.result_json_logger(), CSVLoggerCallback(), guard,
-                 SchedulerState(scheduler, verbose), *live]
+                 SchedulerState(scheduler, verbose), *exploits, *live]
     run_config = RunConfig(
         name=cfg.output.experiment,
         storage_path=storage_path,

@@ -8,7 +8,9 @@ Each private name below, and why there is no public way (Ray 2.60):
   ``_latest_checkpoint_result`` / ``_checkpoint_results``: the checkpoint a trial goes on
   from. Tune offers no way to point a trial at another checkpoint: a PBT exploit hands over
   the donor's, which the donor then deletes, and a resumed experiment's saved state can name
-  checkpoints older than the trial's newest, or deleted ones.
+  checkpoints older than the trial's newest, or deleted ones; and PBT's own save of a top trial
+  books a checkpoint a second time, which the keep policy then deletes while it is in use
+  (drop_duplicate_checkpoints; docs/ray_upstream.md).
 - a trial's storage context (``ray.train._internal.storage.StorageContext``):
   ``experiment_driver_staging_path``, ``current_checkpoint_index`` and ``trial_dir_name``,
   with the trial's ``init_local_path()`` and its checkpoint manager's ``register_checkpoint``:
@@ -125,6 +127,22 @@ def forget_checkpoints(trial: Any) -> None:
     """Empty the trial's checkpoint book-keeping, to register its checkpoints anew."""
     manager = trial.run_metadata.checkpoint_manager
     manager._checkpoint_results, manager._latest_checkpoint_result = [], None
+
+
+def drop_duplicate_checkpoints(trial: Any) -> None:
+    """Keep one entry per checkpoint dir in the trial's book-keeping, its newest. At a perturbation
+    PBT saves a running top trial while Tune saves the same report's checkpoint (should_checkpoint):
+    the dir is registered twice, and the keep policy deletes it when the older entry falls out,
+    while the newer one, and PBT's population, still name it (a later exploit or restore fails,
+    and the next pruning raises FileNotFoundError on the dir it deleted already)."""
+    manager = trial.run_metadata.checkpoint_manager
+    seen: set[str] = set()
+    newest_first = []
+    for result in reversed(manager._checkpoint_results):
+        if result.checkpoint.path not in seen:
+            seen.add(result.checkpoint.path)
+            newest_first.append(result)
+    manager._checkpoint_results = newest_first[::-1]
 
 
 def register_checkpoint(trial: Any, checkpoint: Any, metrics: dict[str, Any]) -> None:
