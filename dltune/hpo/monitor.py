@@ -13,6 +13,7 @@ from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from dltune.hpo.budget import Budget
 from dltune.hpo.event_file import EventFile
+from dltune.hpo.mode import rank_key
 from dltune.train.progress import fmt_duration
 
 SKIP_SCALARS = {"epoch", "training_iteration", "timestamp", "time_this_iter_s", "time_total_s", "pid", "time_since_restore", "iterations_since_restore", "checkpoint_dir_name"}
@@ -101,8 +102,7 @@ class SearchMonitor(Callback):
         where no other trial reported a value (a diverging trial's last values before it broke are no best)."""
         if not self.trial_best:
             return None
-        sign = 1.0 if self.mode == "min" else -1.0
-        trial_id = min(self.trial_best, key=lambda tid: (tid in self.failed, sign * self.trial_best[tid]))
+        trial_id = min(self.trial_best, key=lambda tid: rank_key(self.trial_best[tid], tid in self.failed, self.mode))
         return self.trial_best[trial_id], self.best_configs.get(trial_id, {})
 
     def elapsed(self) -> float:

@@ -14,7 +14,7 @@ from dltune import ray_compat, schema, storage
 from dltune.config import Config
 from dltune.data import DataSpec
 from dltune.hpo.budget import Budget
-from dltune.hpo.mode import best_of
+from dltune.hpo.mode import best_of, rank_key
 from dltune.hpo.report_check import MissingMetric
 from dltune.hpo.trial import WORKER_RESTARTS, trial_config
 from dltune.hpo.trial_dirs import trial_id_of
@@ -117,7 +117,7 @@ def rank_rows(rows: list[TrialRow], mode: str) -> list[TrialRow]:
     """Trials with a value, best first; a failed trial after every one that did not fail (the
     value it reported before it broke, often as it diverged, makes no best config or model)."""
     scored = [r for r in rows if r.best is not None]
-    return sorted(scored, key=lambda r: (bool(r.error), r.best if mode == "min" else -r.best))  # type: ignore[operator]
+    return sorted(scored, key=lambda r: rank_key(r.best, bool(r.error), mode))  # type: ignore[arg-type]
 
 
 def write_results_csv(rows: list[TrialRow], keys: list[str], metric: str, path: str) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dltune.hpo.budget import Budget
-from dltune.hpo.mode import best_of
+from dltune.hpo.mode import best_of, rank_key
 from dltune.report.experiment import Experiment, Trial
 
 # How a trial ended, as the legend says it, with its colour.
@@ -105,9 +105,8 @@ def trial_best(trial: Trial, exp: Experiment) -> float | None:
 def ranked(exp: Experiment) -> list[tuple[float, Trial]]:
     """Trials with a value and their best, best first, ranked as results.csv's best is: a failed trial
     after every one that did not fail."""
-    sign = 1.0 if exp.mode == "min" else -1.0
     scored = [(b, t) for t in exp.trials if (b := trial_best(t, exp)) is not None]
-    return sorted(scored, key=lambda p: (end_of(p[1]) == "error", sign * p[0]))
+    return sorted(scored, key=lambda p: rank_key(p[0], end_of(p[1]) == "error", exp.mode))
 
 
 def best_value(exp: Experiment) -> float | None:
