@@ -76,15 +76,22 @@ def _assert_complete(exp: Path, trials: int, epochs: int) -> list[dict[str, Any]
     return rows
 
 
-def test_ddp_trials_span_both_nodes(cluster: NamespaceCluster, tmp_path: Path) -> None:
-    proc = _start(cluster, _tune_args(tmp_path, "span", *DDP, "tune.num_samples=1", "train.epochs=3"))
+def test_ddp_trials_span_both_nodes_and_a_lost_training_worker_restarts_the_group_from_its_checkpoint(cluster: NamespaceCluster,
+                                                                                                        tmp_path: Path) -> None:
+    exp = tmp_path / "worker_loss"
+    proc = _start(cluster, _tune_args(tmp_path, "worker_loss", *DDP, "scaling.max_failures=2", "tune.num_samples=1", "train.epochs=5"))
     # one CPU per node: the two DDP workers of a trial can only run on two nodes at once
     wait_for(lambda: all(cluster.find_process(node, TRAIN_WORKER) for node in cluster.nodes[:2]) or proc.poll() is not None,
              timeout=300, what="a training worker on each node")
-    assert proc.poll() is None, proc.communicate()[0][-4000:]
+    wait_for(lambda: _any_epoch_done(exp) or proc.poll() is not None, timeout=300, what="the first epoch")
+    victims = cluster.find_process(cluster.nodes[1], TRAIN_WORKER)
+    assert victims and proc.poll() is None, proc.communicate()[0][-4000:] if proc.poll() is not None else victims
+    for pid in victims:
+        kill_pid(pid)
     out = _finish(proc)
     assert "2 Ray Train workers" in out
-    _assert_complete(tmp_path / "span", trials=1, epochs=3)
+    (row,) = _assert_complete(exp, trials=1, epochs=5)
+    assert int(row["restarts"]) >= 1
 
 
 def test_avoid_head_keeps_trials_off_the_head(cluster: NamespaceCluster, tmp_path: Path) -> None:
@@ -94,19 +101,6 @@ def test_avoid_head_keeps_trials_off_the_head(cluster: NamespaceCluster, tmp_pat
     _assert_complete(exp, trials=3, epochs=1)
     node_ips = {json.loads(line)["node_ip"] for result in exp.glob("*/result.json") for line in result.read_text().splitlines() if line.strip()}
     assert node_ips == {cluster.nodes[1].address}
-
-
-def test_lost_training_worker_restarts_group_from_checkpoint(cluster: NamespaceCluster, tmp_path: Path) -> None:
-    exp = tmp_path / "worker_loss"
-    proc = _start(cluster, _tune_args(tmp_path, "worker_loss", *DDP, "scaling.max_failures=2", "tune.num_samples=1", "train.epochs=5"))
-    wait_for(lambda: _any_epoch_done(exp) or proc.poll() is not None, timeout=300, what="the first epoch")
-    victims = cluster.find_process(cluster.nodes[1], TRAIN_WORKER)
-    assert victims and proc.poll() is None
-    for pid in victims:
-        kill_pid(pid)
-    _finish(proc)
-    (row,) = _assert_complete(exp, trials=1, epochs=5)
-    assert int(row["restarts"]) >= 1
 
 
 def test_driver_sigkill_then_resume_reruns_nothing_finished(cluster: NamespaceCluster, tmp_path: Path) -> None:
