@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ GRID = "tune.space={optim.lr: {grid: [0.001, 0.01]}, model.dropout: {choice: [0.
 
 
 @pytest.fixture(scope="module")
-def sim(pytestconfig: pytest.Config) -> Any:
+def sim() -> Any:
     """bench/lcbench_sim.py, imported from the checkout."""
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
@@ -36,7 +37,7 @@ def sim(pytestconfig: pytest.Config) -> Any:
     return lcbench_sim
 
 
-def _search(sim: Any, overrides: list[str], slots: int = 2) -> tuple[Any, dict[Any, Any], list[dict[str, Any]]]:
+def _search(sim: Any, overrides: list[str], storage: Path, slots: int = 2) -> tuple[Any, dict[Any, Any], list[dict[str, Any]]]:
     """One search to its end: the driver, each trial's run and the configs the searcher handed out."""
     base = ["model.name=mlp", "tune.metric=val_acc", "tune.mode=max", f"train.epochs={EPOCHS}", "tune.grace_period=1", "tune.seed=0"]
     runs: dict[Any, Any] = {}
@@ -47,7 +48,7 @@ def _search(sim: Any, overrides: list[str], slots: int = 2) -> tuple[Any, dict[A
         score = -abs(math.log10(config["optim.lr"]) + 2.5) - config.get("model.dropout", 0.0)
         return sim.Run(acc=np.array([score * (1 + 1 / epoch) for epoch in range(1, EPOCHS + 1)]), cost=np.ones(EPOCHS))
 
-    driver = sim.RayDriver([*base, *overrides], slots, make_run, runs, str(ROOT), EPOCHS)
+    driver = sim.RayDriver([*base, *overrides], slots, make_run, runs, str(storage), EPOCHS)
     sim.simulate(driver, runs, slots, budget=math.inf, epochs=EPOCHS)
     return driver, runs, configs
 
@@ -64,10 +65,10 @@ def _search(sim: Any, overrides: list[str], slots: int = 2) -> tuple[Any, dict[A
     ("smac", [SPACE], 3),
     ("auto", [SPACE], 3),
 ], ids=["random", "grid", "optuna-tpe", "optuna-gp", "hyperopt", "blendsearch", "cfo", "bohb", "smac", "auto"])
-def test_each_searcher_hands_out_num_samples_configs_the_config_accepts(sim: Any, caplog: pytest.LogCaptureFixture, searcher: str,
+def test_each_searcher_hands_out_num_samples_configs_the_config_accepts(sim: Any, caplog: pytest.LogCaptureFixture, tmp_path: Path, searcher: str,
                                                                          extra: list[str], trials: int) -> None:
     caplog.set_level(logging.WARNING)
-    driver, runs, configs = _search(sim, [f"tune.searcher={searcher}", "tune.num_samples=3", *extra])
+    driver, runs, configs = _search(sim, [f"tune.searcher={searcher}", "tune.num_samples=3", *extra], tmp_path)
     assert len(runs) == len(configs) == trials, configs
     # each trial's config goes into dltune's config as a trial's does, inside the space, numpy scalars made plain
     base = schema.to_mapping(load_config(None, ["model.name=mlp"]))
@@ -84,9 +85,10 @@ def test_each_searcher_hands_out_num_samples_configs_the_config_accepts(sim: Any
 
 
 @pytest.mark.parametrize("scheduler", ["fifo", "asha", "hyperband", "median", "optuna_hyperband"])
-def test_each_scheduler_runs_the_trials_it_keeps_to_train_epochs_and_stops_some_early(sim: Any, scheduler: str) -> None:
+def test_each_scheduler_runs_the_trials_it_keeps_to_train_epochs_and_stops_some_early(sim: Any, tmp_path: Path, scheduler: str) -> None:
     searcher = "optuna" if scheduler == "optuna_hyperband" else "random"
-    _, runs, _ = _search(sim, [f"tune.searcher={searcher}", f"tune.scheduler={scheduler}", "tune.num_samples=9", "tune.reduction_factor=2", SPACE])
+    _, runs, _ = _search(sim, [f"tune.searcher={searcher}", f"tune.scheduler={scheduler}", "tune.num_samples=9", "tune.reduction_factor=2", SPACE],
+                         tmp_path)
     epochs = sorted(run.epoch for run in runs.values())
     assert len(epochs) == 9 and epochs[-1] == EPOCHS, epochs
     if scheduler == "fifo":
