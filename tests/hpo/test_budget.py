@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from pathlib import Path
 
 import pytest
 
 from conftest import kill_search_when, resumed_here, run_cli, trial_results
+from killed_search import RESTORED
 from dltune import api
 from dltune.errors import ConfigError, UserError
 from dltune.hpo.search_plan import local_cluster_resources, make_plan
@@ -51,9 +53,11 @@ def test_a_search_ends_once_its_trials_have_cost_the_budget(ray_cluster, tmp_pat
 @pytest.mark.slow
 @pytest.mark.ray
 def test_a_resumed_search_counts_what_was_spent_before_the_driver_was_killed(request: pytest.FixtureRequest, tmp_path: Path, user_root: Path) -> None:
-    # 10 trials' worth of budget, one trial at a time, about a second each
-    args = ["tune", "configs/quickstart_tune.yaml", *SIMULATED, "params={sleep: 0.25}", "tune.num_samples=40", "tune.budget.total=400", "tune.budget.cost=sim_seconds",
-            "tune.max_concurrent_trials=1", "tune.local_cpus=2", f"output.dir={tmp_path}", "output.experiment=killed"]
+    # 10 full trials' worth of budget, one trial at a time, about a second each; the median rule and
+    # Optuna are the stateful scheduler and searcher this resume puts back (test_resume_state.py has the others)
+    args = ["tune", "configs/quickstart_tune.yaml", *SIMULATED, "tune.searcher=optuna", "tune.scheduler=median", "tune.grace_period=1", "params={sleep: 0.25}",
+            "tune.num_samples=40", "tune.budget.total=400", "tune.budget.cost=sim_seconds", "tune.max_concurrent_trials=1", "tune.local_cpus=2",
+            f"output.dir={tmp_path}", "output.experiment=killed"]
     exp = tmp_path / "killed"
     kill_search_when(args, lambda: exp.exists() and _spent(exp, "sim_seconds") >= 160, user_root)
     before = _spent(exp, "sim_seconds")
@@ -62,6 +66,8 @@ def test_a_resumed_search_counts_what_was_spent_before_the_driver_was_killed(req
 
     resumed = resumed_here(args, request)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"MedianStoppingRule {RESTORED}" in resumed.stdout and "warning: resume" not in resumed.stderr, (resumed.stdout[-2000:], resumed.stderr[-2000:])
+    assert re.search(r"resume: FidelityAwareOptunaSearch knows all [1-9]\d* trials that had finished", resumed.stdout), resumed.stdout[-2000:]
     summary = json.loads((exp / "summary.json").read_text())
     # counted afresh after the resume, the search would have spent `before` + 400
     assert summary["budget"]["spent"] == pytest.approx(_spent(exp, "sim_seconds"), abs=1e-3)
