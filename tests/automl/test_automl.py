@@ -207,7 +207,7 @@ def test_concurrent_trials_overlap_on_local_ray(no_ray, tmp_path: Path) -> None:
     # worker (seconds on a busy machine) would all land on the first one. A fixed n_estimators
     # (an estimator parameter passed through estimator_kwargs) makes each trial last long enough.
     automl("--task_id", "par", "--train_data", train, "--test_data", test, "--output_path", tmp_path,
-           "--time_budget", 30, "--estimator_list", "lgbm", "--metric", "roc_auc", "--ray_num_cpus", 4, "--quiet",
+           "--time_budget", 15, "--estimator_list", "lgbm", "--metric", "roc_auc", "--ray_num_cpus", 4, "--quiet",
            "--estimator_kwargs", '{"n_jobs": 1, "n_concurrent_trials": 2, "n_estimators": 1500}')
     assert not ray.is_initialized()  # the job shuts down the Ray it started
     task_dir = tmp_path / "par"
