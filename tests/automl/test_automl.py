@@ -56,7 +56,7 @@ def breast_cancer(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("bc")
     train, test = write_split("breast_cancer", root / "data")
     done = cli("--task_id", "bc", "--train_data", train, "--test_data", test, "--label_col", "label",
-               "--output_path", root / "outputs", "--time_budget", 20, "--task", "classification",
+               "--output_path", root / "outputs", "--time_budget", 8, "--task", "classification",
                "--metric", "roc_auc", "--estimator_list", '["lgbm"]', "--estimator_kwargs", '{"n_jobs": 2}', "--seed", 1)
     assert done.returncode == 0, done.stderr
     return {"dir": root / "outputs" / "bc", "test": test, "stdout": done.stdout, "stderr": done.stderr}
