@@ -49,14 +49,16 @@ def replay_asha(exp: Path, metric: str, mode: str, max_t: int, grace_period: int
     return out
 
 
-def replay_hyperband(exp: Path, metric: str, mode: str, max_t: int, reduction_factor: int) -> Replay:
+def replay_hyperband(exp: Path, metric: str, mode: str, max_t: int, reduction_factor: int, for_bohb: bool = False) -> Replay:
     """dltune's HyperBand (full-fidelity rungs) replayed: trials fill its brackets in the order Ray
     created them, and at each rung a bracket keeps the best ceil(n / eta) of its n places by the
     value each reported there. Synchronous halving judges values, not their order, so any
-    concurrency replays alike."""
+    concurrency replays alike. ``for_bohb``: HyperBand for BOHB, which fills its largest bracket first."""
     from dltune.ray_compat.schedulers import FullFidelityHyperBand, hyperband_brackets
 
     brackets = hyperband_brackets(FullFidelityHyperBand(time_attr="epoch", metric=metric, mode=mode, max_t=max_t, reduction_factor=reduction_factor))
+    if for_bohb:
+        brackets.reverse()
     histories = {tid: {r["epoch"]: r for r in reversed(h)} for tid, h in trial_results(exp).items()}  # an epoch reported twice: the first counts
     # Ray names a trial's dir <trainable>_<id>_<n>_<params>, n counting trials as it creates them
     created = {tid: int(m.group(1)) for d in exp.iterdir() for tid in histories if (m := re.search(rf"_{re.escape(tid)}_(\d+)_", d.name))}

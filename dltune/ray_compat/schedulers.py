@@ -12,7 +12,8 @@ Private names used (Ray 2.60), checked by ``dltune.ray_compat.check.missing()``:
   its schedulers: a trial exploited while its pause-save was in flight keeps a STOP there that
   ends it at its next checkpoint (docs/ray_upstream.md).
 - HyperBand's ``_process_bracket`` (the halving), called for a bracket whose trials all wait at
-  its rung when no result or removal will call it (``waits_on_nothing``).
+  its rung when no result or removal will call it (``waits_on_nothing``), unless new trials still
+  join it: the scheduler's ``_state["bracket"]`` (``still_filling``).
 - HyperBand's ``_trial_info``, a bracket's ``_live_trials`` and ``trials_to_unpause``, and the
   controller's ``_set_trial_status`` (which Ray hands its schedulers): after a resume, a trial
   held at its rung is PAUSED again, as PBT pauses its own, and one its bracket had stopped is
@@ -35,6 +36,10 @@ def rung(max_t: int, eta: float, halvings_left: int) -> int:
 
 
 class _FullFidelityBracket(_Bracket):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.first_halves = kwargs["s"]  # halvings before any: a bracket that has halved takes no new trial
+
     def successive_halving(self, metric: str, metric_op: float) -> tuple[list[Any], list[Any]]:
         good, bad = super().successive_halving(metric, metric_op)
         self._r = self._cumul_r = rung(self._max_t_attr, self._eta, self._halves)
@@ -77,7 +82,7 @@ class FullFidelity:
                     bracket.cleanup_full(tune_controller)  # stops the bracket's PAUSED trials, if any
                 else:
                     hold_at_rung(tune_controller, bracket)
-                    if waits_on_nothing(bracket):
+                    if waits_on_nothing(bracket) and not still_filling(self, bracket):  # type: ignore[arg-type]
                         self._process_bracket(tune_controller, bracket)  # type: ignore[attr-defined]
         return super().choose_trial_to_run(tune_controller, **kwargs)  # type: ignore[misc]
 
@@ -96,6 +101,15 @@ def waits_on_nothing(bracket: _Bracket) -> bool:
     trials = bracket.current_trials()
     return bool(trials) and bracket.cur_iter_done() and all(
         trial.status == Trial.PAUSED and not trial.is_saving and trial not in bracket.trials_to_unpause for trial in trials)
+
+
+def still_filling(scheduler: HyperBandScheduler, bracket: _Bracket) -> bool:
+    """Whether the bracket is the one new trials join, short of its size and not yet halved: the
+    trials paused at its rung wait for the rest. A searcher that creates trials as slots free
+    (BOHB's) fills a bracket one trial at a time; halved early, a bracket of 5 was judged on 1 or 2
+    and passed them all (Ray halves the last, partly filled bracket of a finished search itself)."""
+    return (bracket is scheduler._state["bracket"] and not bracket.filled()
+            and bracket._halves == getattr(bracket, "first_halves", bracket._halves))
 
 
 def hold_at_rung(tune_controller: Any, bracket: _Bracket) -> None:
@@ -170,8 +184,10 @@ def forget_stop_after_save(tune_controller: Any, trial: Any) -> None:
 
 def missing() -> list[str]:
     """What of the above the installed Ray lacks, each as 'where: name'."""
-    gone = [f"ray.tune.schedulers.HyperBandScheduler: {name}" for name in ("_create_bracket", "_process_bracket", "_get_r0", "_get_n0", "_s_max_1", "_time_attr")
-            if not hasattr(HyperBandScheduler(max_t=9), name)]
+    gone = [f"ray.tune.schedulers.HyperBandScheduler: {name}" for name in ("_create_bracket", "_process_bracket", "_get_r0", "_get_n0", "_s_max_1", "_time_attr",
+                                                                            "_state") if not hasattr(HyperBandScheduler(max_t=9), name)]
+    if "bracket" not in getattr(HyperBandScheduler(max_t=9), "_state", {}):
+        gone.append("ray.tune.schedulers.HyperBandScheduler: _state['bracket']")
     bracket = _Bracket(time_attr="t", max_trials=3, init_t_attr=3, max_t_attr=9, eta=3, s=1)
     gone += [f"ray.tune.schedulers.hyperband._Bracket: {name}" for name in ("_r", "_n", "_cumul_r", "_halves", "_eta", "_max_t_attr", "trials_to_unpause", "_live_trials")
              if not hasattr(bracket, name)]

@@ -1,7 +1,9 @@
 """A resumed ASHA or HyperBand search makes the decisions the full history does: its trials'
-results replayed offline through the scheduler agree with what it did, killed or not."""
+results replayed offline through the scheduler agree with what it did, killed or not. The killed
+HyperBand search runs BOHB, whose restore test_resume_state.py's other searches leave out."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -13,29 +15,37 @@ from dltune import cli
 
 ASHA = ["tune.scheduler=asha", "tune.grace_period=1", "tune.reduction_factor=3", "tune.num_samples=16"]
 
-REPLAYED = {  # the search's own arguments, its trials, the reports before the kill, the scheduler's name, the replay
+REPLAYED = {  # the search's own arguments, its trials, (reports, finished trials) before the kill, the scheduler's name, the replay
     # ASHA: killed once six trials have reported
-    "asha": (ASHA, 16, 6, "AsyncHyperBandScheduler", lambda exp: replay_asha(exp, "loss", "min", max_t=9, grace_period=1, reduction_factor=3)),
-    # HyperBand: once the 5-trial bracket has halved and the 9-trial one has trials paused at its first rung
-    "hyperband": (HYPERBAND, 17, 11, "FullFidelityHyperBand", lambda exp: replay_hyperband(exp, "loss", "min", max_t=9, reduction_factor=3)),
+    "asha": (ASHA, 16, (6, 0), "AsyncHyperBandScheduler", lambda exp: replay_asha(exp, "loss", "min", max_t=9, grace_period=1, reduction_factor=3)),
+    "hyperband": (HYPERBAND, 17, None, "FullFidelityHyperBand", lambda exp: replay_hyperband(exp, "loss", "min", max_t=9, reduction_factor=3)),
+    # BOHB's searcher creates each trial as a slot frees, so its brackets fill one trial at a time.
+    # Killed once 11 trials have reported and 3 reached epoch 9: the bracket of 9 trials, filled and
+    # halved first, has ended with its one trial at epoch 9 (BOHB learnt from it) and the next ones
+    # hold trials paused at a rung
+    "hyperband-bohb": ([*HYPERBAND, "tune.searcher=bohb"], 17, (11, 3), "FullFidelityHyperBandForBOHB",
+                       lambda exp: replay_hyperband(exp, "loss", "min", max_t=9, reduction_factor=3, for_bohb=True)),
 }
 
 
 @pytest.mark.slow
 @pytest.mark.ray
-@pytest.mark.parametrize("killed", [False, True], ids=["uninterrupted", "killed"])
-@pytest.mark.parametrize("scheduler", sorted(REPLAYED))
+@pytest.mark.parametrize(("scheduler", "killed"), [("asha", False), ("asha", True), ("hyperband", False), ("hyperband-bohb", False), ("hyperband-bohb", True)],
+                         ids=["asha-uninterrupted", "asha-killed", "hyperband-uninterrupted", "hyperband-bohb-uninterrupted", "hyperband-bohb-killed"])
 def test_scheduler_decisions_match_the_replay_of_the_full_history(request: pytest.FixtureRequest, tmp_path: Path, scheduler: str, killed: bool) -> None:
-    own, trials, reported, name, replayed = REPLAYED[scheduler]
+    own, trials, kill_at, name, replayed = REPLAYED[scheduler]
     args = [*SIMULATED, *own, f"output.dir={tmp_path}"]
     exp = tmp_path / "k"
     if killed:
-        resumed, at_kill = killed_and_resumed(args, exp, request, reported=reported)
+        reported, finished = kill_at
+        resumed, at_kill = killed_and_resumed(args, exp, request, reported=reported, finished=finished)
         assert f"{name} {RESTORED}" in resumed.stdout and "warning: resume" not in resumed.stderr, resumed.stderr[-2000:]
         one_of_each_trial(exp, trials)
         if scheduler == "asha":  # one trial at a time: all but the last one started had finished, and none ran again
             newest = max(at_kill, key=lambda tid: at_kill[tid][0]["timestamp"])
             assert {tid: len(trial_results(exp)[tid]) for tid in at_kill if tid != newest} == {tid: len(h) for tid, h in at_kill.items() if tid != newest}
+        else:  # the searcher was checked against the trials that had finished (searcher_history's unit tests make one whole)
+            assert re.search(r"resume: RecordingBOHB knows all [1-9]\d* trials that had finished", resumed.stdout), resumed.stdout[-2000:]
     else:  # nothing to kill mid-search: epochs need take no time, and the search runs in this process on the shared Ray
         request.getfixturevalue("ray_cluster")
         assert cli.main([*args, "params={sleep: 0}", "--quiet"]) == 0

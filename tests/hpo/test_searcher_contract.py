@@ -37,19 +37,19 @@ def sim() -> Any:
     return lcbench_sim
 
 
-def _search(sim: Any, overrides: list[str], storage: Path, slots: int = 2) -> tuple[Any, dict[Any, Any], list[dict[str, Any]]]:
+def _search(sim: Any, overrides: list[str], storage: Path, slots: int = 2, epochs: int = EPOCHS) -> tuple[Any, dict[Any, Any], list[dict[str, Any]]]:
     """One search to its end: the driver, each trial's run and the configs the searcher handed out."""
-    base = ["model.name=mlp", "tune.metric=val_acc", "tune.mode=max", f"train.epochs={EPOCHS}", "tune.grace_period=1", "tune.seed=0"]
+    base = ["model.name=mlp", "tune.metric=val_acc", "tune.mode=max", f"train.epochs={epochs}", "tune.grace_period=1", "tune.seed=0"]
     runs: dict[Any, Any] = {}
     configs: list[dict[str, Any]] = []
 
     def make_run(config: dict[str, Any]) -> Any:
         configs.append(config)
         score = -abs(math.log10(config["optim.lr"]) + 2.5) - config.get("model.dropout", 0.0)
-        return sim.Run(acc=np.array([score * (1 + 1 / epoch) for epoch in range(1, EPOCHS + 1)]), cost=np.ones(EPOCHS))
+        return sim.Run(acc=np.array([score * (1 + 1 / epoch) for epoch in range(1, epochs + 1)]), cost=np.ones(epochs))
 
-    driver = sim.RayDriver([*base, *overrides], slots, make_run, runs, str(storage), EPOCHS)
-    sim.simulate(driver, runs, slots, budget=math.inf, epochs=EPOCHS)
+    driver = sim.RayDriver([*base, *overrides], slots, make_run, runs, str(storage), epochs)
+    sim.simulate(driver, runs, slots, budget=math.inf, epochs=epochs)
     return driver, runs, configs
 
 
@@ -95,3 +95,13 @@ def test_each_scheduler_runs_the_trials_it_keeps_to_train_epochs_and_stops_some_
         assert epochs[0] == EPOCHS
     else:
         assert epochs[0] < EPOCHS, f"{scheduler} stopped no trial early: {epochs}"
+
+
+@pytest.mark.parametrize("searcher", ["random", "bohb"])
+def test_hyperband_halves_each_bracket_once_it_holds_all_its_trials(sim: Any, tmp_path: Path, searcher: str) -> None:
+    """17 trials of 9 epochs, eta 3: one band, brackets of 9, 5 and 3 trials. Synchronous halving keeps
+    3 of the 9 past epoch 1 and 1 of those past 3, 2 of the 5 past 3, and runs the 3 to 9: so it goes
+    whether the trials come all at once (random) or one by one as slots free (BOHB's searcher)."""
+    _, runs, _ = _search(sim, [f"tune.searcher={searcher}", "tune.scheduler=hyperband", "tune.num_samples=17", "tune.reduction_factor=3", SPACE],
+                         tmp_path, epochs=9)
+    assert sorted(run.epoch for run in runs.values()) == [1] * 6 + [3] * 5 + [9] * 6
