@@ -3,12 +3,15 @@ runs a user objective whose epochs take simulated time, one trial at a time."""
 from __future__ import annotations
 
 import csv
+import os
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import kill_search_when, resumed_here, trial_results
+from conftest import ROOT, kill_search_when, resumed_here, trial_results
 
 # one trial at a time, each epoch half a second: the order results reach the scheduler is the trials' order
 SIMULATED = ["tune", "configs/quickstart_tune.yaml", "train.fn=byo_user.train:simulated", "tune.space={params.x: {uniform: [-5.0, 5.0]}}",
@@ -38,6 +41,42 @@ def killed_and_resumed(args: list[str], exp: Path, request: pytest.FixtureReques
     resumed = resumed_here(args, request)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     return resumed, at_kill
+
+
+# Put on the driver's path ahead of everything: once EXP has REPORTED trials with results, the driver
+# and the Ray it started are SIGKILLed at the next rename of a callback state's temp file into place,
+# the temp file written and the experiment state of its step saved before it.
+KILL_AT_SCHEDULER_SAVE = """
+import os, signal, sys
+
+def _ready(exp, reported):
+    try:
+        return sum(os.path.getsize(os.path.join(exp, d, "result.json")) > 0 for d in os.listdir(exp)
+                   if os.path.isfile(os.path.join(exp, d, "result.json"))) >= reported
+    except OSError:
+        return False
+
+def _hook(event, args):
+    if event == "os.rename" and "-tmp-callback-states-" in os.fspath(args[0]) and _ready(*_WHEN):
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+if os.environ.get("KILL_AT_SCHEDULER_SAVE"):
+    _WHEN = (os.environ["KILL_AT_SCHEDULER_SAVE"], int(os.environ["KILL_AFTER_REPORTED"]))
+    sys.addaudithook(_hook)
+"""
+
+
+def killed_while_saving_the_scheduler(args: list[str], exp: Path, hook_dir: Path, user_root: Path, reported: int) -> None:
+    """Run the search as a cold CLI on a Ray of its own and SIGKILL both once ``reported`` trials
+    have results, at the next save of the callbacks' (the scheduler's) state: its temp file whole,
+    not yet renamed into place."""
+    hook_dir.mkdir()
+    (hook_dir / "sitecustomize.py").write_text(KILL_AT_SCHEDULER_SAVE)
+    env = dict(os.environ, TUNE_GLOBAL_CHECKPOINT_S="1", RAY_ADDRESS="", OMP_NUM_THREADS="1", PYTHONPATH=f"{hook_dir}{os.pathsep}{user_root}",
+               KILL_AT_SCHEDULER_SAVE=str(exp), KILL_AFTER_REPORTED=str(reported))
+    killed = subprocess.run([sys.executable, "-m", "dltune", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+                            start_new_session=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
 
 
 def one_of_each_trial(exp: Path, trials: int) -> None:

@@ -20,19 +20,23 @@ state still finds the snapshot matching the experiment state's step.
 
 The snapshot of the experiment state's own step is put back. A driver killed after Ray wrote
 the experiment state and before it renamed this state into place leaves the previous whole
-save: its newest snapshot, of an earlier step, is put back then, with a warning line (the
-results reported in between are in neither). Tune brings the trials a HyperBand bracket held
+save: its newest snapshot, of an earlier step, is put back then, with a warning line. ASHA then
+records the rung results its trials reported in between, read back from their result.json on
+storage up to each trial's last result in the experiment state (``catch_up``); for the other
+schedulers those results are in neither save. Tune brings the trials a HyperBand bracket held
 paused at a rung back as pending, on which a restored bracket fails; dltune's HyperBand
 (``FullFidelity``) pauses them again before Tune can start one, so its brackets are restored,
 and a plugin HyperBand's start afresh, which the resume says.
 
 Private names used (Ray 2.60), checked by ``dltune.ray_compat.check.missing()``: ASHA's and
-HyperBand's ``_trial_info``, the trials each knows (both drop one that failed). A save PBT
+HyperBand's ``_trial_info``, the trials each knows (both drop one that failed); ASHA's
+``_time_attr``, ``_metric`` and ``_metric_op``, with which it records a result at a rung. A save PBT
 keeps in flight is recognised and read through dltune.ray_compat.
 """
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickle
 import sys
@@ -171,10 +175,55 @@ class SchedulerState(Callback):
             return
         readd_forgotten(self.scheduler, trials)
         if saved_at < step:
+            caught_up = catch_up(self.scheduler, trials)
             _warn(f"{name} restored as it was at step {saved_at}, the last whole save before the experiment state's step {step} "
-                  "(the driver died while saving it): results reported in between are not in it")
+                  "(the driver died while saving it): " + ("the rung results reported in between were read back from the trials' result.json"
+                                                           if caught_up else "results reported in between are not in it"))
         elif self.verbose:
             print(f"resume: {name} {RESTORED} ({step})", flush=True)
+
+
+def catch_up(scheduler: TrialScheduler, trials: list[Trial]) -> bool:
+    """ASHA put back from a save older than the experiment state: each trial's results up to its
+    last one in the experiment state, from its result.json on storage, are recorded at the rungs
+    they reach, as ASHA records them (a rung already holding the trial is passed over; the first
+    report of an epoch counts). False for another scheduler, which stays as saved."""
+    if not isinstance(scheduler, AsyncHyperBandScheduler):
+        return False
+    time_attr, metric, sign = scheduler._time_attr, scheduler._metric, scheduler._metric_op
+    for trial in trials:
+        last = trial.last_result.get(time_attr)
+        if last is None:
+            continue
+        ended = trial.trial_id not in scheduler._trial_info  # ASHA forgets a trial once it completes
+        if ended:
+            scheduler.on_trial_add(None, trial)
+        bracket, seen = scheduler._trial_info[trial.trial_id], set()
+        for result in stored_results(trial):
+            t = result.get(time_attr)
+            if t is not None and t <= last and t not in seen and metric in result:
+                seen.add(t)
+                bracket.on_result(trial, t, sign * result[metric])
+        if ended:
+            del scheduler._trial_info[trial.trial_id]
+    return True
+
+
+def stored_results(trial: Trial) -> list[dict[str, Any]]:
+    """The trial's result.json on storage, line by line (a line the kill left torn is passed over)."""
+    fs, path = trial.storage.storage_filesystem, f"{trial.storage.trial_fs_path}/result.json"
+    try:
+        with fs.open_input_stream(path) as f:
+            lines = f.read().decode("utf-8").splitlines()
+    except (FileNotFoundError, OSError):
+        return []
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
 
 
 def starts_afresh(scheduler: TrialScheduler) -> str | None:
@@ -207,4 +256,6 @@ def _warn(text: str, topic: str = "resume: ") -> None:
 def missing() -> list[str]:
     """What of the above the installed Ray lacks, each as 'where: name'."""
     schedulers = (AsyncHyperBandScheduler(time_attr="t", metric="m", mode="max", max_t=9), HyperBandScheduler(time_attr="t", metric="m", mode="max", max_t=9))
-    return [f"ray.tune.schedulers.{type(s).__name__}: _trial_info" for s in schedulers if not isinstance(getattr(s, "_trial_info", None), dict)]
+    gone = [f"ray.tune.schedulers.{type(s).__name__}: _trial_info" for s in schedulers if not isinstance(getattr(s, "_trial_info", None), dict)]
+    return gone + [f"ray.tune.schedulers.AsyncHyperBandScheduler: {name}" for name in ("_time_attr", "_metric", "_metric_op")
+                   if not hasattr(schedulers[0], name)]

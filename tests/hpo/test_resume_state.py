@@ -1,19 +1,15 @@
 """A search whose driver was killed resumes with its scheduler as it was: every stateful scheduler
 is put back at the step of the experiment state it resumes from (test_resume_replay.py checks
-that ASHA and HyperBand then decide as the full history would)."""
+that ASHA and HyperBand then decide as the full history would, ASHA's after a kill in the middle
+of saving its state)."""
 from __future__ import annotations
 
-import json
-import os
 import re
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, resumed_here, trial_results
+from conftest import trial_results
 from killed_search import RESTORED, SIMULATED, killed_and_resumed
 
 
@@ -36,53 +32,6 @@ def test_a_resumed_search_puts_its_scheduler_back_as_it_was_saved(request: pytes
         assert re.search(rf"resume: {searcher} knows all [1-9]\d* trials that had finished", resumed.stdout), resumed.stdout[-2000:]
     if name == "SafePBT":  # PBT stops no trial: each trains to the last epoch
         assert all(h[-1]["epoch"] == 9 for h in trial_results(exp).values())
-
-
-# Put on the driver's path ahead of everything: once EXP has REPORTED trials with results, the driver
-# and the Ray it started are SIGKILLed at the next rename of a callback state's temp file into place,
-# the temp file written and the experiment state of its step saved before it.
-KILL_AT_SCHEDULER_SAVE = """
-import os, signal, sys
-
-def _ready(exp, reported):
-    try:
-        return sum(os.path.getsize(os.path.join(exp, d, "result.json")) > 0 for d in os.listdir(exp)
-                   if os.path.isfile(os.path.join(exp, d, "result.json"))) >= reported
-    except OSError:
-        return False
-
-def _hook(event, args):
-    if event == "os.rename" and "-tmp-callback-states-" in os.fspath(args[0]) and _ready(*_WHEN):
-        os.killpg(os.getpgrp(), signal.SIGKILL)
-
-if os.environ.get("KILL_AT_SCHEDULER_SAVE"):
-    _WHEN = (os.environ["KILL_AT_SCHEDULER_SAVE"], int(os.environ["KILL_AFTER_REPORTED"]))
-    sys.addaudithook(_hook)
-"""
-
-
-@pytest.mark.slow
-@pytest.mark.ray
-def test_a_driver_killed_while_saving_the_scheduler_state_resumes_from_the_last_whole_one(request: pytest.FixtureRequest, tmp_path: Path,
-                                                                                          user_root: Path) -> None:
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(KILL_AT_SCHEDULER_SAVE)
-    exp = tmp_path / "k"
-    args = [*SIMULATED, "tune.scheduler=asha", "tune.grace_period=1", "tune.reduction_factor=3", "tune.num_samples=6", f"output.dir={tmp_path}"]
-    env = dict(os.environ, TUNE_GLOBAL_CHECKPOINT_S="1", RAY_ADDRESS="", OMP_NUM_THREADS="1", PYTHONPATH=f"{hook}{os.pathsep}{user_root}",
-               KILL_AT_SCHEDULER_SAVE=str(exp), KILL_AFTER_REPORTED="3")
-    killed = subprocess.run([sys.executable, "-m", "dltune", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-                            start_new_session=True)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    staging = json.loads((exp / "driver_staging.json").read_text())["staging_dir"]
-    assert list(Path(staging).glob(".*-tmp-callback-states-*.pkl")), "the kill came before the temp file was whole"
-    resumed = resumed_here(args, request)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    said = re.search(r"AsyncHyperBandScheduler restored as it was at step (\d+), the last whole save before the experiment state's step (\d+)",
-                     resumed.stderr)
-    assert said and int(said[1]) < int(said[2]), (resumed.stdout[-2000:], resumed.stderr[-2000:])
-    assert len(trial_results(exp)) == 6 and (exp / "summary.json").exists()
 
 
 def _hyperband_with_trials(ids: list[str]) -> tuple[object, list]:
