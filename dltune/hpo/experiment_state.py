@@ -80,28 +80,13 @@ def _name(checkpoint: Checkpoint) -> str:
     return checkpoint.path.rsplit("/", 1)[-1]
 
 
-def _reported_checkpoints(fs: pyarrow.fs.FileSystem, trial_dir: str) -> dict[str, dict[str, Any]]:
-    """Checkpoint dir name -> the result it was reported with, from the trial's result.json."""
-    results = f"{trial_dir}/result.json"
-    reported: dict[str, dict[str, Any]] = {}
-    if storage.exists_on(fs, results):
-        with fs.open_input_stream(results) as f:
-            for line in f.read().decode("utf-8").splitlines():
-                try:
-                    result = json.loads(line)
-                except ValueError:
-                    continue  # a line cut short by the kill
-                if result.get("checkpoint_dir_name"):
-                    reported[result["checkpoint_dir_name"]] = result
-    return reported
-
-
 def _checkpoints_on_storage(trial: Any) -> tuple[list[str], dict[str, dict[str, Any]]]:
     """The trial's checkpoint dir names on storage, oldest first, and the results it reported them with."""
     fs, trial_dir = trial.storage.storage_filesystem, trial.storage.trial_fs_path
     on_storage = sorted(i.base_name for i in fs.get_file_info(pyarrow.fs.FileSelector(trial_dir, allow_not_found=True))
                         if i.type == pyarrow.fs.FileType.Directory and CHECKPOINT_DIR.fullmatch(i.base_name))
-    return on_storage, _reported_checkpoints(fs, trial_dir)
+    reported = {result["checkpoint_dir_name"]: result for result in ray_compat.stored_results(trial) if result.get("checkpoint_dir_name")}
+    return on_storage, reported
 
 
 def _rebuild_checkpoints(trial: Any) -> None:

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -160,6 +161,22 @@ def move_trial_dir(trial: Any, name: str) -> None:
     """Make ``name`` (a dir in the experiment dir) the trial's dir, on storage and locally."""
     trial.relative_logdir = trial.storage.trial_dir_name = name
     trial.init_local_path()
+
+
+def stored_results(trial: Any) -> list[dict[str, Any]]:
+    """The trial's result.json on storage (its ``storage`` names the filesystem and dir), one dict
+    per line; a line a killed driver left torn is passed over, and no file gives none."""
+    fs, path = trial.storage.storage_filesystem, f"{trial.storage.trial_fs_path}/result.json"
+    try:
+        with fs.open_input_stream(path) as f:
+            lines = f.read().decode("utf-8").splitlines()
+    except (FileNotFoundError, OSError):
+        return []
+    out = []
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            out.append(json.loads(line))
+    return out
 
 
 def staging_dir(trial: Any) -> str:

@@ -36,7 +36,6 @@ keeps in flight is recognised and read through dltune.ray_compat.
 from __future__ import annotations
 
 import io
-import json
 import os
 import pickle
 import sys
@@ -49,7 +48,7 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler, TrialScheduler
 
-from dltune.ray_compat import is_pending_save, saved_checkpoint
+from dltune.ray_compat import is_pending_save, saved_checkpoint, stored_results
 from dltune.ray_compat.schedulers import FullFidelity, in_bracket
 
 KEPT = 2
@@ -207,23 +206,6 @@ def catch_up(scheduler: TrialScheduler, trials: list[Trial]) -> bool:
         if ended:
             del scheduler._trial_info[trial.trial_id]
     return True
-
-
-def stored_results(trial: Trial) -> list[dict[str, Any]]:
-    """The trial's result.json on storage, line by line (a line the kill left torn is passed over)."""
-    fs, path = trial.storage.storage_filesystem, f"{trial.storage.trial_fs_path}/result.json"
-    try:
-        with fs.open_input_stream(path) as f:
-            lines = f.read().decode("utf-8").splitlines()
-    except (FileNotFoundError, OSError):
-        return []
-    out = []
-    for line in lines:
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
 
 
 def starts_afresh(scheduler: TrialScheduler) -> str | None:
