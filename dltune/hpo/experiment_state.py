@@ -40,7 +40,8 @@ CHECKPOINT_DIR = re.compile(r"checkpoint_\d+")
 
 class ExperimentStateGuard(Callback):
     """Records the driver's staging dir when the first trial starts, and before a resumed
-    search schedules anything, points trials at checkpoints that still exist. With
+    search schedules anything, points trials at checkpoints that still exist (and forgets those
+    the keep policy deleted after the save, which the next pruning would fail on). With
     ``judged_results`` (a scheduler that judges every result, restored as it was saved), a
     trial goes on from the checkpoint the saved state names where it still exists, and trains
     the epochs reported after it again, so that the scheduler judges them."""
@@ -55,6 +56,7 @@ class ExperimentStateGuard(Callback):
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
         if not self.checked:
             for trial in trials:
+                ray_compat.drop_missing_checkpoints(trial)
                 recorded = trial.checkpoint
                 dropped = redo_after_recorded_checkpoint(trial) if self.judged_results else []
                 if dropped:

@@ -129,6 +129,7 @@ def _search(cfg: Config, resume: bool, verbose: bool, trial_fn: Callable | None,
                    (journal_path, storage.join(exp_dir, JOURNAL)) if storage.is_remote(exp_dir) else None)]
     guard = experiment_state.ExperimentStateGuard(exp_dir, verbose, judged_results=type(scheduler) is not FIFOScheduler)
     exploits = [OneEntryPerCheckpoint()] if algorithms.uses_checkpoint_exploits(plan.choice) else []
+    # the guard first: the scheduler restored after it must find the checkpoints the guard deleted gone
     callbacks = [monitor, missing_metric, ray_compat.result_json_logger(), CSVLoggerCallback(), guard,
                  SchedulerState(scheduler, verbose), *exploits, *live]
     run_config = RunConfig(

@@ -60,6 +60,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from dltune.storage import exists_on
+
 GCS_PORT_VARIABLE = "RAY_GCS_SERVER_PORT"  # read by Ray when it starts a head node
 PREEMPTION_WATCHER_VARIABLE = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"  # read by each Ray Train controller
 
@@ -144,6 +146,18 @@ def drop_duplicate_checkpoints(trial: Any) -> None:
             seen.add(result.checkpoint.path)
             newest_first.append(result)
     manager._checkpoint_results = newest_first[::-1]
+
+
+def drop_missing_checkpoints(trial: Any) -> list[str]:
+    """Drop the checkpoints gone from storage from the trial's book-keeping, its latest aside;
+    their dir names. The keep policy deletes a dir after the experiment state that names it was
+    saved: a resumed trial's next pruning would raise FileNotFoundError on it, and Tune would log
+    "Error handling checkpoint" and skip the rest of that save's handling."""
+    manager = trial.run_metadata.checkpoint_manager
+    gone = [r for r in manager._checkpoint_results
+            if r is not manager._latest_checkpoint_result and not exists_on(r.checkpoint.filesystem, r.checkpoint.path)]
+    manager._checkpoint_results = [r for r in manager._checkpoint_results if r not in gone]
+    return [r.checkpoint.path.rsplit("/", 1)[-1] for r in gone]
 
 
 def register_checkpoint(trial: Any, checkpoint: Any, metrics: dict[str, Any]) -> None:

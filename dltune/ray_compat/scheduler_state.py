@@ -12,7 +12,9 @@ snapshot is:
 - for any other, its attributes, pickled with each Trial as its id (the resumed trials are new
   objects), the scheduler as itself (a budget function may close over it), and a PBT save still
   in flight as the checkpoint it had resolved to, or none (PBT then skips that donor once, as it
-  does for a save that resolved to nothing).
+  does for a save that resolved to nothing). A checkpoint it names that is gone from storage
+  by the resume (the keep policy deleted it after the save, or the resume's redo of epochs
+  the scheduler never judged did) comes back as none too: an exploit would copy a missing dir.
 
 Each snapshot is tagged with the controller step it was taken in, which Ray's experiment state
 records too. The last two are kept, so a sync that copied this file and not the experiment
@@ -44,12 +46,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ray import cloudpickle
-from ray.tune import Callback
+from ray.tune import Callback, Checkpoint
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler, TrialScheduler
 
 from dltune.ray_compat import is_pending_save, saved_checkpoint, stored_results
 from dltune.ray_compat.schedulers import FullFidelity, in_bracket
+from dltune.storage import exists_on
 
 KEPT = 2
 RESTORED = "restored as it was at the last saved step"
@@ -71,7 +74,11 @@ class _Pickler(cloudpickle.Pickler):
         if isinstance(obj, Trial):
             return ("trial", obj.trial_id)
         if is_pending_save(obj):  # a PBT save in flight outlives no driver: what it saved, if it has
-            return ("checkpoint", saved_checkpoint(obj))
+            obj = saved_checkpoint(obj)
+            if obj is None:
+                return ("checkpoint", None)
+        if isinstance(obj, Checkpoint):  # by path: pickled whole, it would come back here
+            return ("checkpoint", (obj.path, obj.filesystem))
         return None
 
 
@@ -83,8 +90,9 @@ class _Unpickler(pickle.Unpickler):
     def persistent_load(self, pid: Any) -> Any:
         if pid[0] == "scheduler":
             return self.scheduler
-        if pid[0] == "checkpoint":
-            return pid[1]
+        if pid[0] == "checkpoint":  # one deleted since the save (the keep policy, the resume's redo) comes back as none
+            path, fs = pid[1] or (None, None)
+            return Checkpoint(path, filesystem=fs) if path is not None and exists_on(fs, path) else None
         if pid[1] not in self.trials:  # ("trial", id)
             raise LookupError(f"it names trial {pid[1]}, which the experiment state does not have")
         return self.trials[pid[1]]

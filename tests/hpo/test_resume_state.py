@@ -5,6 +5,7 @@ of saving its state)."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ def test_a_resumed_search_puts_its_scheduler_back_as_it_was_saved(request: pytes
     exp = tmp_path / "k"
     resumed, _ = killed_and_resumed([*SIMULATED, *scheduler, f"output.dir={tmp_path}"], exp, request, reported=3, finished=finished)
     assert f"{name} {RESTORED}" in resumed.stdout and "warning: resume" not in resumed.stderr, (resumed.stdout[-2000:], resumed.stderr[-2000:])
+    assert "Error handling checkpoint" not in (exp / "ray.log").read_text()  # no pruning of a checkpoint deleted before the kill
     if searcher:  # the searcher was checked against the trials that had finished (searcher_history's unit tests make one whole)
         assert re.search(rf"resume: {searcher} knows all [1-9]\d* trials that had finished", resumed.stdout), resumed.stdout[-2000:]
     if name == "SafePBT":  # PBT stops no trial: each trains to the last epoch
@@ -125,12 +127,13 @@ def test_asha_takes_back_a_trial_it_dropped_when_it_failed() -> None:
 
 
 class _Controller:
-    """What PBT asks of Tune's controller while it judges results: the trials, and a save or a pause."""
+    """What PBT asks of Tune's controller while it judges results: the trials, and a save (a dir
+    under ``root``) or a pause."""
 
     search_alg = None
 
-    def __init__(self, trials: list) -> None:
-        self.trials = trials
+    def __init__(self, trials: list, root: Path) -> None:
+        self.trials, self.root = trials, root
 
     def get_trials(self) -> list:
         return self.trials
@@ -140,13 +143,15 @@ class _Controller:
     def _schedule_trial_save(self, trial: object, result: dict) -> object:
         from ray.tune import Checkpoint
 
-        return Checkpoint(f"/checkpoints/{trial.trial_id}/{result['epoch']}")
+        path = self.root / trial.trial_id / str(result["epoch"])
+        path.mkdir(parents=True, exist_ok=True)
+        return Checkpoint(str(path))
 
     def pause_trial(self, trial: object, should_checkpoint: bool = True) -> None:
         trial.status = trial.PAUSED
 
 
-def _population(ids: list[str], epochs: int, kind: str = "pbt") -> tuple[object, list]:
+def _population(ids: list[str], epochs: int, root: Path, kind: str = "pbt") -> tuple[object, list]:
     """PBT (or PB2) over four trials, each having reported ``epochs`` epochs, the first the worst."""
     import random
 
@@ -160,7 +165,7 @@ def _population(ids: list[str], epochs: int, kind: str = "pbt") -> tuple[object,
     common = {"time_attr": "epoch", "metric": "loss", "mode": "min", "perturbation_interval": 2, "log_config": False}
     pbt = PopulationBasedTraining(hyperparam_mutations={"x": [1, 2, 3]}, **common) if kind == "pbt" else PB2(hyperparam_bounds={"x": [1.0, 3.0]}, **common)
     trials = [Trial("t", config={"x": 1}, stub=True, trial_id=i) for i in ids]
-    controller = _Controller(trials)
+    controller = _Controller(trials, root)
     for trial in trials:
         trial.status = Trial.RUNNING
         pbt.on_trial_add(controller, trial)
@@ -180,13 +185,13 @@ def _population_state(pbt: object) -> dict:
             "pb2": history}
 
 
-def _decisions(pbt: object, trials: list, kind: str) -> list:
+def _decisions(pbt: object, trials: list, kind: str, root: Path) -> list:
     """What PBT decides on epochs 6 to 9 of every trial, each running (a paused one restarted), and how many perturbations it made by the end of each."""
     import random
 
     import numpy as np
 
-    controller = _Controller(trials)
+    controller = _Controller(trials, root)
     out, before = [], pbt._num_perturbations
     for epoch in range(6, 10):
         random.seed(epoch)
@@ -201,18 +206,27 @@ def _decisions(pbt: object, trials: list, kind: str) -> list:
 
 
 @pytest.mark.parametrize("kind", ["pbt", "pb2"])
-def test_pbts_population_comes_back_with_its_perturbation_times_and_quantiles(kind: str) -> None:
+def test_pbts_population_comes_back_with_its_perturbation_times_and_quantiles(kind: str, tmp_path: Path) -> None:
     from dltune.ray_compat.scheduler_state import restore, snapshot
 
     ids = [f"p_{i:05d}" for i in range(4)]
-    saved, originals = _population(ids, epochs=5, kind=kind)
+    saved, originals = _population(ids, epochs=5, root=tmp_path, kind=kind)
     before = _population_state(saved)
     assert before["perturbations"] >= 1 and {t[0] for t in before["trials"].values()} >= {4}  # it has perturbed, and exploited
-    fresh, resumed = _population(list(reversed(ids)), epochs=0, kind=kind)  # the resumed trials, re-added in another order
-    restore(fresh, *snapshot(saved), resumed)
-    assert _population_state(fresh) == before != _population_state(_population(ids, epochs=0, kind=kind)[0])
+    taken = snapshot(saved)
+    fresh, resumed = _population(list(reversed(ids)), epochs=0, root=tmp_path, kind=kind)  # the resumed trials, re-added in another order
+    restore(fresh, *taken, resumed)
+    assert _population_state(fresh) == before != _population_state(_population(ids, epochs=0, root=tmp_path, kind=kind)[0])
     by_id = {t.trial_id: t for t in resumed}
     assert all(trial is by_id[trial.trial_id] for trial in fresh._trial_state)
     # fed the same results, the restored population decides as the uninterrupted one does; one that starts afresh does not
-    afresh, afresh_trials = _population(ids, epochs=0, kind=kind)
-    assert _decisions(saved, originals, kind) == _decisions(fresh, resumed, kind) != _decisions(afresh, afresh_trials, kind)
+    afresh, afresh_trials = _population(ids, epochs=0, root=tmp_path, kind=kind)
+    assert _decisions(saved, originals, kind, tmp_path) == _decisions(fresh, resumed, kind, tmp_path) != _decisions(afresh, afresh_trials, kind, tmp_path)
+
+    # a top trial's checkpoint deleted since the save (the keep policy, the resume's redo) comes back as none, not as a dir to copy
+    top = next(tid for tid, state in before["trials"].items() if state[3])
+    shutil.rmtree(before["trials"][top][3])
+    again, trials = _population(ids, epochs=0, root=tmp_path, kind=kind)
+    restore(again, *taken, trials)
+    expected = {**before["trials"], top: (*before["trials"][top][:3], None)}
+    assert _population_state(again)["trials"] == expected

@@ -318,6 +318,26 @@ def test_under_a_judging_scheduler_a_resumed_trial_goes_on_from_the_saved_states
     assert trial.checkpoint.path == str(trial_dir / "checkpoint_000000") and [p.name for p in trial_dir.glob("checkpoint_*")] == ["checkpoint_000000"]
 
 
+def test_a_resumed_trial_forgets_the_checkpoints_deleted_after_the_saved_state(ray_cluster, tmp_path: Path) -> None:
+    from ray.tune import Checkpoint
+
+    from dltune import ray_compat
+    from dltune.hpo.experiment_state import ExperimentStateGuard
+
+    trial = _restored_trial(tmp_path)
+    trial_dir = Path(trial.storage.trial_fs_path)
+    reported = _trained_trial_dir(trial_dir, [0.5, 0.7, 0.6, 0.8])
+    for i in (0, 1):
+        _saved_state_names(trial, f"checkpoint_00000{i}", reported[i])
+    shutil.rmtree(trial_dir / "checkpoint_000000")  # the keep policy's, after the save: checkpoint_000002 outranked it
+    ExperimentStateGuard(str(tmp_path), verbose=False, judged_results=True).on_step_begin(0, [trial])
+    assert trial.checkpoint.path == str(trial_dir / "checkpoint_000001")  # the epochs after it are trained and judged again
+    (trial_dir / "checkpoint_000002").mkdir()
+    # its next checkpoint prunes the worst by val_acc as Ray would, with no entry for a dir already gone
+    ray_compat.register_checkpoint(trial, Checkpoint(str(trial_dir / "checkpoint_000002")), reported[2])
+    assert sorted(p.name for p in trial_dir.glob("checkpoint_*")) == ["checkpoint_000001", "checkpoint_000002"]
+
+
 def test_resumed_trial_that_started_after_the_last_state_save_goes_on_in_its_own_dir(ray_cluster, tmp_path: Path) -> None:
     from dltune.hpo.experiment_state import adopt_unrecorded_trial_dir
 
