@@ -40,9 +40,9 @@ class Head:
     temp_dir: str
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def head():
-    """One head for the module's tests: the secrets test then also searches the first test's job records and logs."""
+    """`ray start --head` on 127.0.0.1 with token auth, the fake credentials in its environment."""
     temp_dir = tempfile.mkdtemp(prefix="dlt-head-")  # short: Ray's unix sockets live under it
     token = secrets.token_hex(16)
     gcs, dashboard = free_port(), free_port()
@@ -66,9 +66,37 @@ def _job(head: Head, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([RAY, "job", *args, "--address", head.dashboard], env=head.env, capture_output=True, text=True, timeout=120)
 
 
-def test_ray_job_submit_runs_a_search_and_leaks_no_secret(head: Head, tmp_path: Path) -> None:
+def test_a_submitted_search_and_runs_from_a_shell_leak_no_secret(head: Head, tmp_path: Path) -> None:
+    """A search sent with `ray job submit` (its driver runs with the head's environment, which
+    holds the credentials), then a 2-worker Ray Train run and a parallel AutoML job run straight
+    from a shell whose environment holds them: what Ray keeps about the job, Ray's whole temp dir
+    (session logs, runtime-env agent records), every output and the consoles stay free of them."""
+    texts = _submitted_search(head, tmp_path / "shared")
+    out = tmp_path / "out"
+    trained = run_cli("train", "configs/quickstart.yaml", "--launcher", "ray", "scaling.num_workers=2", "train.epochs=1",
+                      "train.max_steps_per_epoch=4", f"output.dir={out}", "output.experiment=trained", env=head.env)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    train, test = write_split("breast_cancer", tmp_path / "data")
+    automl = subprocess.run([sys.executable, "-m", "dltune.automl.cli", "--task_id", "par", "--train_data", str(train), "--test_data", str(test),
+                             "--output_path", str(out), "--time_budget", "10", "--estimator_list", "lgbm", "--metric", "roc_auc", "--quiet",
+                             "--estimator_kwargs", '{"n_jobs": 1, "n_concurrent_trials": 2}'],
+                            cwd=ROOT, env=head.env, capture_output=True, text=True, timeout=300)
+    assert automl.returncode == 0, automl.stderr[-3000:]
+    assert (out / "par" / "metrics.json").is_file()
+    files = [p for root in (Path(head.temp_dir), tmp_path) for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
+    assert any("runtime_env" in p.name for p in files), "Ray's runtime-env agent log was not found"
+    assert any(p.name.startswith("job-driver-") for p in files), "the submitted search's driver log was not found"
+    texts.update({str(p): text for p in files if (text := _read_if_there(p)) is not None})
+    texts["shell console"] = "".join(proc.stdout + proc.stderr for proc in (trained, automl)).encode()
+    for value in [*FAKE_SECRETS.values(), head.token]:
+        leaked = [name for name, text in texts.items() if value.encode() in text]
+        assert not leaked, f"a secret leaked into {leaked}"
+
+
+def _submitted_search(head: Head, out: Path) -> dict[str, bytes]:
+    """Submit a small search with examples/ray_job_submit.sh, wait for it and check its outputs;
+    the job's record, logs and the submit command's output, by name."""
     job_id = f"dltune-test-{secrets.token_hex(4)}"
-    out = tmp_path / "shared"
     # a head just started may not have its job agent yet: the script tries again while Ray says so
     submit = subprocess.run(
         ["bash", "examples/ray_job_submit.sh", "--address", head.dashboard, "--no-wait", "--submission-id", job_id, "--",
@@ -92,41 +120,10 @@ def test_ray_job_submit_runs_a_search_and_leaks_no_secret(head: Head, tmp_path: 
     assert yaml.safe_load((exp / "best_config.yaml").read_text())["output"]["experiment"] == "submitted-best"
     assert json.loads((exp / "summary.json").read_text())["status"] == "finished"
 
-    # What Ray keeps about the job (its runtime env), its logs and every file the search wrote: no secret anywhere.
     job_info = subprocess.run([RAY, "list", "jobs", "--detail", "--format", "json"], env=head.env, capture_output=True, text=True, timeout=120)
     assert job_info.returncode == 0, job_info.stderr
     assert job_id in job_info.stdout and "OMP_NUM_THREADS" in job_info.stdout  # the record holds the runtime env we sent
-    texts = {"job record": job_info.stdout, "job logs": logs, "submit output": submit.stdout + submit.stderr}
-    texts.update({str(p): p.read_bytes().decode(errors="replace") for p in exp.rglob("*") if p.is_file()})
-    for value in [*FAKE_SECRETS.values(), head.token]:
-        leaked = [name for name, text in texts.items() if value in text]
-        assert not leaked, f"a secret leaked into {leaked}"
-
-
-def test_secrets_in_the_drivers_environment_stay_out_of_rays_temp_dir(head: Head, tmp_path: Path) -> None:
-    """A search, a 2-worker Ray Train run and a parallel AutoML job, each run straight from a shell
-    whose environment holds the credentials: Ray's whole temp dir (session logs, runtime-env
-    agent records) and every output stay free of them."""
-    out = tmp_path / "out"
-    tuned = run_cli("tune", "configs/quickstart_tune.yaml", *SMALL, f"output.dir={out}", "output.experiment=tuned", env=head.env)
-    assert tuned.returncode == 0, tuned.stderr[-3000:]
-    trained = run_cli("train", "configs/quickstart.yaml", "--launcher", "ray", "scaling.num_workers=2", "train.epochs=1",
-                      "train.max_steps_per_epoch=4", f"output.dir={out}", "output.experiment=trained", env=head.env)
-    assert trained.returncode == 0, trained.stderr[-3000:]
-    train, test = write_split("breast_cancer", tmp_path / "data")
-    automl = subprocess.run([sys.executable, "-m", "dltune.automl.cli", "--task_id", "par", "--train_data", str(train), "--test_data", str(test),
-                             "--output_path", str(out), "--time_budget", "10", "--estimator_list", "lgbm", "--metric", "roc_auc", "--quiet",
-                             "--estimator_kwargs", '{"n_jobs": 1, "n_concurrent_trials": 2}'],
-                            cwd=ROOT, env=head.env, capture_output=True, text=True, timeout=300)
-    assert automl.returncode == 0, automl.stderr[-3000:]
-    assert (out / "par" / "metrics.json").is_file()
-    files = [p for root in (Path(head.temp_dir), out) for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
-    assert any("runtime_env" in p.name for p in files), "Ray's runtime-env agent log was not found"
-    texts = {str(p): text for p in files if (text := _read_if_there(p)) is not None}
-    texts["console"] = "".join(proc.stdout + proc.stderr for proc in (tuned, trained, automl)).encode()
-    for value in FAKE_SECRETS.values():
-        leaked = [name for name, text in texts.items() if value.encode() in text]
-        assert not leaked, f"a secret leaked into {leaked}"
+    return {"job record": job_info.stdout.encode(), "job logs": logs.encode(), "submit output": (submit.stdout + submit.stderr).encode()}
 
 
 def _read_if_there(path: Path) -> bytes | None:
