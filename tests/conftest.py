@@ -27,6 +27,23 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     return subprocess.run([sys.executable, "-m", "dltune", *args], capture_output=True, text=True, env=full_env, cwd=cwd or ROOT, timeout=timeout)
 
 
+@pytest.fixture
+def cli_here(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> Callable[..., subprocess.CompletedProcess]:
+    """``dltune ARGS`` in this process, from the project root: its exit code and what it printed.
+    For commands that end before any training, where a cold process would only add torch's import."""
+    from dltune import cli
+
+    monkeypatch.chdir(ROOT)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        capsys.readouterr()
+        code = cli.main(list(args))
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return run
+
+
 def kill_search_when(args: list[str], ready: Callable[[], bool], user_root: Path, timeout: float = 300) -> None:
     """Start ``python -m dltune ARGS`` on a local Ray of its own (experiment state saved every
     second), wait until ``ready()``, give the experiment state two seconds to record that, then

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, run_cli
+from conftest import ROOT
 from dltune import schema
 from dltune.config import Config, load_config, to_yaml
 from dltune.errors import ConfigError
@@ -109,14 +109,14 @@ def test_reference_doc_lists_every_key() -> None:
         assert f"`{key}`" in doc, f"docs/configuration.md misses {key} (regenerate: python -m dltune.docs)"
 
 
-def test_check_prints_the_plan_of_this_config_without_training(tmp_path: Path) -> None:
+def test_check_prints_the_plan_of_this_config_without_training(tmp_path: Path, cli_here) -> None:
     from sklearn.datasets import load_digits
 
     from dltune.data import build_datasets
     from dltune.models import build_model
 
     overrides = [f"output.dir={tmp_path}", "model.width=24", "train.batch_size=100", "train.epochs=3", "optim.lr=0.01"]
-    proc = run_cli("check", "configs/quickstart.yaml", *overrides)
+    proc = cli_here("check", "configs/quickstart.yaml", *overrides)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[-1] == "config OK"
@@ -133,11 +133,11 @@ def test_check_prints_the_plan_of_this_config_without_training(tmp_path: Path) -
     assert not (tmp_path / "quickstart").exists()
 
 
-def test_cli_bad_input_is_one_line_exit_2() -> None:
-    proc = run_cli("check", "configs/quickstart.yaml", "optim.lr=abc")
+def test_cli_bad_input_is_one_line_exit_2(cli_here) -> None:
+    proc = cli_here("check", "configs/quickstart.yaml", "optim.lr=abc")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["dltune: error: optim.lr: expected a number, got 'abc'"]
-    missing = run_cli("train", "no/such/config.yaml")
+    missing = cli_here("train", "no/such/config.yaml")
     assert missing.returncode == 2
     assert "no/such/config.yaml" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import kill_search_when, resumed_here, run_cli, trial_results
+from conftest import kill_search_when, resumed_here, trial_results
 from killed_search import RESTORED
 from dltune import api
 from dltune.errors import ConfigError, UserError
@@ -166,8 +166,8 @@ def test_a_report_without_a_metric_the_search_needs_ends_it_at_the_first_trial(r
     (["tune.budget.total=100", "tune.budget.cost=sim_seconds"], "tune.budget.cost: the built-in loop reports no 'sim_seconds'"),
     (["train.eval_every=2"], "train.eval_every: a search reads tune.metric=val_acc from every epoch's report"),
 ])
-def test_what_the_built_in_loop_never_reports_is_refused_at_check(overrides: list[str], line: str) -> None:
-    out = run_cli("check", "configs/quickstart_tune.yaml", *overrides)
+def test_what_the_built_in_loop_never_reports_is_refused_at_check(overrides: list[str], line: str, cli_here) -> None:
+    out = cli_here("check", "configs/quickstart_tune.yaml", *overrides)
     assert out.returncode == 2 and line in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
 
 
