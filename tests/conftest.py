@@ -30,7 +30,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
 @pytest.fixture
 def cli_here(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> Callable[..., subprocess.CompletedProcess]:
     """``dltune ARGS`` in this process, from the project root: its exit code and what it printed.
-    For commands that end before any training, where a cold process would only add torch's import."""
+    For where a cold process would only add torch's import (and a Ray start)."""
     from dltune import cli
 
     monkeypatch.chdir(ROOT)
@@ -71,17 +71,9 @@ def resumed_here(args: list[str], request: pytest.FixtureRequest) -> subprocess.
     driver's Ray went with it, as a lost head node's would; experiment state saved every second, as
     the killed driver's was): its exit code and what it printed. A second cold CLI and Ray would
     test nothing more, at the cost of a Ray start and torch's import."""
-    from dltune import cli
-
     request.getfixturevalue("ray_cluster")
-    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
-    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "1")
-    monkeypatch.chdir(ROOT)
-    capsys: pytest.CaptureFixture = request.getfixturevalue("capsys")
-    capsys.readouterr()
-    code = cli.main([*args, "--resume"])
-    out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(args, code, out, err)
+    request.getfixturevalue("monkeypatch").setenv("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    return request.getfixturevalue("cli_here")(*args, "--resume")
 
 
 def write_ctr_parquet(path: Path, rows: int, seed: int = 0, row_group_size: int | None = None, files: int = 1) -> list[Path]:

@@ -148,16 +148,14 @@ def drop_duplicate_checkpoints(trial: Any) -> None:
     manager._checkpoint_results = newest_first[::-1]
 
 
-def drop_missing_checkpoints(trial: Any) -> list[str]:
-    """Drop the checkpoints gone from storage from the trial's book-keeping, its latest aside;
-    their dir names. The keep policy deletes a dir after the experiment state that names it was
+def drop_missing_checkpoints(trial: Any) -> None:
+    """Drop the checkpoints gone from storage from the trial's book-keeping, its latest aside.
+    The keep policy deletes a dir after the experiment state that names it was
     saved: a resumed trial's next pruning would raise FileNotFoundError on it, and Tune would log
     "Error handling checkpoint" and skip the rest of that save's handling."""
     manager = trial.run_metadata.checkpoint_manager
-    gone = [r for r in manager._checkpoint_results
-            if r is not manager._latest_checkpoint_result and not exists_on(r.checkpoint.filesystem, r.checkpoint.path)]
-    manager._checkpoint_results = [r for r in manager._checkpoint_results if r not in gone]
-    return [r.checkpoint.path.rsplit("/", 1)[-1] for r in gone]
+    manager._checkpoint_results = [r for r in manager._checkpoint_results
+                                   if r is manager._latest_checkpoint_result or exists_on(r.checkpoint.filesystem, r.checkpoint.path)]
 
 
 def register_checkpoint(trial: Any, checkpoint: Any, metrics: dict[str, Any]) -> None:
@@ -184,7 +182,7 @@ def stored_results(trial: Any) -> list[dict[str, Any]]:
     try:
         with fs.open_input_stream(path) as f:
             lines = f.read().decode("utf-8").splitlines()
-    except (FileNotFoundError, OSError):
+    except OSError:  # FileNotFoundError among them
         return []
     out = []
     for line in lines:

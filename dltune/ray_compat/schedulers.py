@@ -184,9 +184,10 @@ def forget_stop_after_save(tune_controller: Any, trial: Any) -> None:
 
 def missing() -> list[str]:
     """What of the above the installed Ray lacks, each as 'where: name'."""
+    hyperband = HyperBandScheduler(max_t=9)
     gone = [f"ray.tune.schedulers.HyperBandScheduler: {name}" for name in ("_create_bracket", "_process_bracket", "_get_r0", "_get_n0", "_s_max_1", "_time_attr",
-                                                                            "_state") if not hasattr(HyperBandScheduler(max_t=9), name)]
-    if "bracket" not in getattr(HyperBandScheduler(max_t=9), "_state", {}):
+                                                                            "_state") if not hasattr(hyperband, name)]
+    if "bracket" not in getattr(hyperband, "_state", {}):
         gone.append("ray.tune.schedulers.HyperBandScheduler: _state['bracket']")
     bracket = _Bracket(time_attr="t", max_trials=3, init_t_attr=3, max_t_attr=9, eta=3, s=1)
     gone += [f"ray.tune.schedulers.hyperband._Bracket: {name}" for name in ("_r", "_n", "_cumul_r", "_halves", "_eta", "_max_t_attr", "trials_to_unpause", "_live_trials")
