@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +24,17 @@ SIMULATED = ["tune", "configs/quickstart_tune.yaml", "train.fn=byo_user.train:si
 HYPERBAND = ["tune.scheduler=hyperband", "tune.reduction_factor=3", "tune.num_samples=17", "tune.max_concurrent_trials=auto"]
 
 RESTORED = "restored as it was at the last saved step"
+
+
+def assert_scheduler_restored(resumed: subprocess.CompletedProcess, name: str) -> None:
+    """The resume put the scheduler ``name`` back, said so, and warned of nothing else. A kill at
+    any moment can land inside a save, after the experiment state and before the scheduler's state
+    is renamed into place: the last whole save before it comes back then, with the one warning
+    line that says so (test_resume_state.py checks that choice, test_resume_replay.py its effect)."""
+    fallback = re.compile(rf"warning: resume: {name} restored as it was at step \d+, the last whole save before the experiment state's step")
+    warned = [line for line in resumed.stderr.splitlines() if "warning: resume" in line]
+    restored = f"{name} {RESTORED}" in resumed.stdout or (len(warned) == 1 and fallback.search(warned[0]))
+    assert restored and all(fallback.search(line) for line in warned), (resumed.stdout[-2000:], resumed.stderr[-2000:])
 
 
 def killed_and_resumed(args: list[str], exp: Path, request: pytest.FixtureRequest, reported: int, finished: int = 0) -> tuple[subprocess.CompletedProcess, dict]:

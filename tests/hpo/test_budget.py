@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import kill_search_when, resumed_here, trial_results
-from killed_search import RESTORED
+from killed_search import assert_scheduler_restored
 from dltune import api
 from dltune.errors import ConfigError, UserError
 from dltune.hpo.search_plan import local_cluster_resources, make_plan
@@ -66,7 +66,7 @@ def test_a_resumed_search_counts_what_was_spent_before_the_driver_was_killed(req
 
     resumed = resumed_here(args, request)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"MedianStoppingRule {RESTORED}" in resumed.stdout and "warning: resume" not in resumed.stderr, (resumed.stdout[-2000:], resumed.stderr[-2000:])
+    assert_scheduler_restored(resumed, "MedianStoppingRule")
     assert re.search(r"resume: FidelityAwareOptunaSearch knows all [1-9]\d* trials that had finished", resumed.stdout), resumed.stdout[-2000:]
     summary = json.loads((exp / "summary.json").read_text())
     # counted afresh after the resume, the search would have spent `before` + 400

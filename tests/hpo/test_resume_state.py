@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import trial_results
-from killed_search import RESTORED, SIMULATED, killed_and_resumed
+from killed_search import SIMULATED, assert_scheduler_restored, killed_and_resumed
 
 
 @pytest.mark.slow
@@ -28,7 +28,7 @@ def test_a_resumed_search_puts_its_scheduler_back_as_it_was_saved(request: pytes
                                                                   searcher: str | None, finished: int) -> None:
     exp = tmp_path / "k"
     resumed, _ = killed_and_resumed([*SIMULATED, *scheduler, f"output.dir={tmp_path}"], exp, request, reported=3, finished=finished)
-    assert f"{name} {RESTORED}" in resumed.stdout and "warning: resume" not in resumed.stderr, (resumed.stdout[-2000:], resumed.stderr[-2000:])
+    assert_scheduler_restored(resumed, name)
     assert "Error handling checkpoint" not in (exp / "ray.log").read_text()  # no pruning of a checkpoint deleted before the kill
     if searcher:  # the searcher was checked against the trials that had finished (searcher_history's unit tests make one whole)
         assert re.search(rf"resume: {searcher} knows all [1-9]\d* trials that had finished", resumed.stdout), resumed.stdout[-2000:]
