@@ -41,7 +41,7 @@ def connect_ray(address: str, **init_options: Any) -> None:
         ray.init(address=address, **init_options)
         return
     gcs = ray_compat.gcs_address(address)
-    ray.init(address=address, runtime_env={"env_vars": {"RAY_ADDRESS": gcs}}, **init_options)
+    ray.init(address=address, runtime_env={"env_vars": ray_compat.worker_environment(gcs)}, **init_options)
 
 
 def start_local_ray(**init_options: Any) -> None:

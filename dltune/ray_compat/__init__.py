@@ -35,6 +35,9 @@ Each private name below, and why there is no public way (Ray 2.60):
   Ray, which has no node to preempt, Ray Train's preemption watcher is one more actor process
   per worker group, and creating it prints a core-worker ERROR line (ray-project/ray#53727) on
   the user's console; the variable is its only switch.
+- ``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S`` (``ray.train.v2._internal.constants``): how often a
+  Ray Train controller polls its workers, which is how soon it sees each step of a run's life;
+  the variable is the only setting (see worker_environment).
 - ``ray._private.services.canonicalize_bootstrap_address_or_die`` and the
   ``RAY_GCS_SERVER_PORT`` variable: the GCS address a worker needs, known before
   ``ray.init`` (a runtime env is fixed then); see dltune.launch.ray_cluster.
@@ -64,6 +67,7 @@ from dltune.storage import exists_on
 
 GCS_PORT_VARIABLE = "RAY_GCS_SERVER_PORT"  # read by Ray when it starts a head node
 PREEMPTION_WATCHER_VARIABLE = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"  # read by each Ray Train controller
+HEALTH_CHECK_VARIABLE = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"  # read by each Ray Train controller
 
 # Credentials Ray Tune copies from the driver's environment into every trial actor's runtime
 # env, which Ray's runtime-env agent then writes, in clear, into the session's logs.
@@ -264,10 +268,19 @@ def head_gcs_port(port: int) -> contextlib.AbstractContextManager[None]:
     return environment({GCS_PORT_VARIABLE: str(port)})
 
 
+def worker_environment(gcs: str) -> dict[str, str]:
+    """The variables every worker of ours gets on any Ray: its GCS address, and how often a Ray
+    Train controller polls its workers. Ray's 2 s default is paid at each step of a run's life
+    (started, running, finished, shut down): 3 to 4 s of a short trial's 15 s here, in every
+    trial of a search. A quarter second costs one tiny actor call per worker each time. A value
+    in the user's environment is kept."""
+    return {"RAY_ADDRESS": gcs, HEALTH_CHECK_VARIABLE: os.environ.get(HEALTH_CHECK_VARIABLE, "0.25")}
+
+
 def local_worker_environment(gcs: str) -> dict[str, str]:
-    """The variables every worker of a local Ray gets: its GCS address, and Ray Train's
-    preemption watcher off unless the user's environment turns it on."""
-    return {"RAY_ADDRESS": gcs, PREEMPTION_WATCHER_VARIABLE: os.environ.get(PREEMPTION_WATCHER_VARIABLE, "0")}
+    """worker_environment's, and on a local Ray Ray Train's preemption watcher off unless the
+    user's environment turns it on."""
+    return {**worker_environment(gcs), PREEMPTION_WATCHER_VARIABLE: os.environ.get(PREEMPTION_WATCHER_VARIABLE, "0")}
 
 
 def quiet_tune_output() -> contextlib.AbstractContextManager[None]:
@@ -294,8 +307,10 @@ def missing_here() -> list[str]:
                          ("ray._private.services", "canonicalize_bootstrap_address_or_die")):
         if not hasattr(importlib.import_module(module), name):
             gone.append(f"{module}: {name}")
-    if importlib.import_module("ray.train.v2._internal.constants").ENABLE_PREEMPTION_WATCHER_ENV_VAR != PREEMPTION_WATCHER_VARIABLE:
-        gone.append(f"ray.train.v2._internal.constants: ENABLE_PREEMPTION_WATCHER_ENV_VAR is no longer {PREEMPTION_WATCHER_VARIABLE}")
+    train_constants = importlib.import_module("ray.train.v2._internal.constants")
+    for name, variable in (("ENABLE_PREEMPTION_WATCHER_ENV_VAR", PREEMPTION_WATCHER_VARIABLE), ("HEALTH_CHECK_INTERVAL_S_ENV_VAR", HEALTH_CHECK_VARIABLE)):
+        if getattr(train_constants, name, None) != variable:
+            gone.append(f"ray.train.v2._internal.constants: {name} is no longer {variable}")
     if not gone and not isinstance(importlib.import_module("ray.tune.execution.class_cache").ENV_VARS_TO_PROPAGATE, set):
         gone.append("ray.tune.execution.class_cache: ENV_VARS_TO_PROPAGATE is no longer a set")
     if not callable(getattr(getattr(importlib.import_module("ray.train._internal.session"), "_FutureTrainingResult", None), "resolve", None)):

@@ -25,6 +25,21 @@ def test_the_gcs_port_variable_is_set_for_the_block_only(monkeypatch: pytest.Mon
     assert os.environ[ray_compat.GCS_PORT_VARIABLE] == "7000"
 
 
+@pytest.mark.ray
+def test_a_local_rays_workers_know_its_address_poll_ray_train_workers_often_and_watch_no_preemption(ray_cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    variables = ("RAY_ADDRESS", ray_compat.HEALTH_CHECK_VARIABLE, ray_compat.PREEMPTION_WATCHER_VARIABLE)
+
+    @ray_cluster.remote(num_cpus=0)
+    def seen() -> dict[str, str | None]:
+        return {name: os.environ.get(name) for name in variables}
+
+    gcs = ray_cluster.get_runtime_context().gcs_address
+    assert ray_cluster.get(seen.remote()) == {"RAY_ADDRESS": gcs, ray_compat.HEALTH_CHECK_VARIABLE: "0.25", ray_compat.PREEMPTION_WATCHER_VARIABLE: "0"}
+    monkeypatch.setenv(ray_compat.HEALTH_CHECK_VARIABLE, "5")  # the user's own value wins, on a joined cluster too
+    monkeypatch.setenv(ray_compat.PREEMPTION_WATCHER_VARIABLE, "1")
+    assert ray_compat.worker_environment("10.0.0.1:6379") == {"RAY_ADDRESS": "10.0.0.1:6379", ray_compat.HEALTH_CHECK_VARIABLE: "5"}
+    assert ray_compat.local_worker_environment("10.0.0.1:6379")[ray_compat.PREEMPTION_WATCHER_VARIABLE] == "1"
+
 
 def _one_report(config: dict) -> None:
     from ray import tune
