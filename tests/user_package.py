@@ -113,11 +113,16 @@ def objective(ctx):
 
 
 def simulated(ctx):
-    """An objective whose every epoch costs 10 simulated seconds, reported cumulatively as sim_seconds."""
+    """An objective whose every epoch costs 10 simulated seconds, reported cumulatively as sim_seconds,
+    and params.sleep real seconds until output.dir holds a file named RESUMED (the kill tests' resumed
+    search has no kill to wait for)."""
+    from pathlib import Path
+
     x = float(ctx.params["x"])
     start = ctx.load_checkpoint() or {"step": 0}
     for step in range(start["step"], ctx.config.train.epochs):
-        time.sleep(float(ctx.params.get("sleep", 0.0)))
+        if not Path(ctx.config.output.dir, "RESUMED").exists():
+            time.sleep(float(ctx.params.get("sleep", 0.0)))
         ctx.report({"loss": (x - 2.0) ** 2 + 1.0 / (step + 1), "sim_seconds": 10.0 * (step + 1)}, checkpoint={"step": step + 1})
 
 
