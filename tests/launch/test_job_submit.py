@@ -76,6 +76,7 @@ def test_a_submitted_search_and_runs_from_a_shell_leak_no_secret(head: Head, tmp
     trained = run_cli("train", "configs/quickstart.yaml", "--launcher", "ray", "scaling.num_workers=2", "train.epochs=1",
                       "train.max_steps_per_epoch=4", f"output.dir={out}", "output.experiment=trained", env=head.env)
     assert trained.returncode == 0, trained.stderr[-3000:]
+    _built_in_loop_trained_on_two_workers(out / "trained", trained)
     train, test = write_split("breast_cancer", tmp_path / "data")
     automl = subprocess.run([sys.executable, "-m", "dltune.automl.cli", "--task_id", "par", "--train_data", str(train), "--test_data", str(test),
                              "--output_path", str(out), "--time_budget", "10", "--estimator_list", "lgbm", "--metric", "roc_auc", "--quiet",
@@ -91,6 +92,20 @@ def test_a_submitted_search_and_runs_from_a_shell_leak_no_secret(head: Head, tmp
     for value in [*FAKE_SECRETS.values(), head.token]:
         leaked = [name for name, text in texts.items() if value.encode() in text]
         assert not leaked, f"a secret leaked into {leaked}"
+
+
+def _built_in_loop_trained_on_two_workers(exp: Path, proc: subprocess.CompletedProcess) -> None:
+    """The built-in loop on two Ray Train workers: disjoint shards, Ray Train's checkpoints naming
+    rank 0's files, and the console free of Ray's per-report lines, which ray.log keeps."""
+    summary = json.loads((exp / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["ranks_disjoint"] is True
+    named = [p.read_text() for p in (exp / "ray_train").rglob("experiment_checkpoint.txt")]
+    assert named == ["checkpoints/epoch_0001.pt"] and not any((exp / "ray_train").rglob("*.pt"))
+    console = proc.stdout + proc.stderr
+    assert "epoch 1/1" in console and "outputs:" in console
+    for noise in ("Reporting training result", "Attempting to start training worker group"):
+        assert noise not in console, noise
+    assert "Reporting training result" in (exp / "ray.log").read_text()
 
 
 def _submitted_search(head: Head, out: Path) -> dict[str, bytes]:

@@ -131,14 +131,31 @@ def test_train_fn_under_torchrun_two_ranks_reads_disjoint_shards(user_root: Path
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_train_fn_as_ray_train_workers(ray_cluster, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    config = _write_config(tmp_path / "own.yaml", train={"fn": "byo_user.train:train", "epochs": 2}, params={"lr": 0.1}, output={"dir": str(tmp_path)})
-    assert cli.main(["train", str(config), "--launcher", "ray", "scaling.num_workers=2"]) == 0, capsys.readouterr().err[-3000:]
-    summary = json.loads((tmp_path / "own" / "summary.json").read_text())
-    assert summary["world_size"] == 2 and summary["disjoint"] is True and len(_metrics(tmp_path / "own")) == 2
+def test_train_fn_on_two_ray_train_workers_of_a_local_ray_it_starts(user_root: Path, tmp_path: Path) -> None:
+    """A cold CLI, run from the user's project directory, starts its own Ray: the workers import
+    the project, shard its data and gather across ranks, and the console shows dltune's lines only."""
+    config = _write_config(tmp_path / "own.yaml", train={"fn": "byo_user.train:train", "epochs": 2}, params={"lr": 0.1}, output={"dir": "rel_out"})
+    proc = run_cli("train", str(config), "--launcher", "ray", "scaling.num_workers=2", cwd=user_root, env={"RAY_ADDRESS": ""})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exp = user_root / "rel_out" / "own"  # a relative output.dir is the launching directory's, not a worker's
+    summary = json.loads((exp / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["disjoint"] is True and summary["shard_sizes"] == [256, 256] and len(_metrics(exp)) == 2
+    named = [p.read_text() for p in (exp / "ray_train").rglob("experiment_checkpoint.txt")]  # Ray Train's checkpoints name rank 0's
+    assert sorted(named) == ["checkpoints/epoch_0001.pt", "checkpoints/epoch_0002.pt"] and not any((exp / "ray_train").rglob("*.pt"))
+    # the console shows dltune's lines; Ray's start-up notices and rank 0's per-report lines go to ray.log
+    console = proc.stdout + proc.stderr
+    assert proc.stdout.count("epoch 2/2") == 1 and "outputs:" in console
+    for noise in ("Token authentication", "Started a local Ray", "Reporting training result", "Attempting to start training worker group",
+                  "core_worker.cc"):  # the ERROR line Ray Train's preemption watcher prints when it starts
+        assert noise not in console, noise
+    assert "Reporting training result" in (exp / "ray.log").read_text()  # rank 0's worker lines are kept with the experiment
 
-    capsys.readouterr()
-    assert cli.main(["train", str(config), "--launcher", "ray", "scaling.num_workers=2", "train.fn=byo_user.train:fails", "output.experiment=fails"]) == 1
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_train_fn_failing_on_ray_train_workers_ends_with_its_own_cause(ray_cluster, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    config = _write_config(tmp_path / "own.yaml", train={"fn": "byo_user.train:fails", "epochs": 2}, params={"lr": 0.1}, output={"dir": str(tmp_path)})
+    assert cli.main(["train", str(config), "--launcher", "ray", "scaling.num_workers=2"]) == 1
     err = capsys.readouterr().err
     last = err.strip().splitlines()[-1]  # the cause, not Ray's WorkerGroupError, and last
     assert last.startswith("dltune: failed: RuntimeError: the user's code broke on rank ") and "byo_user/train.py:" in last, err[-2000:]

@@ -125,26 +125,6 @@ def test_dist_train_sh_two_gloo_ranks_read_disjoint_shards(ctr_dir: Path, tmp_pa
     assert proc.stdout.count("epoch 2/2") == 1  # only rank 0 prints and writes
 
 
-@pytest.mark.slow
-@pytest.mark.ray
-def test_ray_train_two_cpu_workers(tmp_path: Path) -> None:
-    proc = run_cli("train", str(ROOT / "configs" / "quickstart.yaml"), "--launcher", "ray", "scaling.num_workers=2", "train.epochs=2", "output.dir=rel_out", cwd=tmp_path, env={"RAY_ADDRESS": ""})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    exp = tmp_path / "rel_out" / "quickstart"
-    summary = json.loads((exp / "summary.json").read_text())
-    assert summary["world_size"] == 2 and summary["ranks_disjoint"] is True
-    assert len(_metrics(exp)) == 2
-    named = [p.read_text() for p in (exp / "ray_train").rglob("experiment_checkpoint.txt")]  # Ray Train's checkpoints name rank 0's
-    assert sorted(named) == ["checkpoints/epoch_0001.pt", "checkpoints/epoch_0002.pt"] and not any((exp / "ray_train").rglob("*.pt"))
-    # the console shows dltune's lines; Ray's start-up notices and rank 0's per-report lines go to ray.log
-    console = proc.stdout + proc.stderr
-    assert "epoch 2/2" in console and "outputs:" in console
-    for noise in ("Token authentication", "Started a local Ray", "Reporting training result", "Attempting to start training worker group",
-                  "core_worker.cc"):  # the ERROR line Ray Train's preemption watcher prints when it starts
-        assert noise not in console, noise
-    assert "Reporting training result" in (exp / "ray.log").read_text()  # rank 0's worker lines are kept with the experiment
-
-
 def test_the_cause_dug_out_of_rays_wrappers_is_raised_chained_to_them_for_debug() -> None:
     from dltune.errors import DataError
     from dltune.launch.ray_errors import raise_root_cause
