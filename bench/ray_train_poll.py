@@ -34,22 +34,17 @@ def two_runs(interval: str, overrides: list[str], times: dict[str, list[float]],
     interleave), the second's is kept in ``times``."""
     import ray
 
-    previous = os.environ.get(ray_compat.HEALTH_CHECK_VARIABLE)
-    os.environ[ray_compat.HEALTH_CHECK_VARIABLE] = interval
-    try:
+    with ray_compat.environment({ray_compat.HEALTH_CHECK_VARIABLE: interval}):
         start_local_ray(num_cpus=2, log_to_driver=False)
-        with tempfile.TemporaryDirectory() as out:
-            took = []
-            for name in ("first", "next"):
-                start = time.perf_counter()
-                api.train(str(REPO / "configs" / "quickstart.yaml"), [*overrides, f"output.dir={out}", f"output.experiment={name}"], verbose=False)
-                took.append(time.perf_counter() - start)
-    finally:
-        ray.shutdown()
-        if previous is None:
-            os.environ.pop(ray_compat.HEALTH_CHECK_VARIABLE, None)
-        else:
-            os.environ[ray_compat.HEALTH_CHECK_VARIABLE] = previous
+        try:
+            with tempfile.TemporaryDirectory() as out:
+                took = []
+                for name in ("first", "next"):
+                    start = time.perf_counter()
+                    api.train(str(REPO / "configs" / "quickstart.yaml"), [*overrides, f"output.dir={out}", f"output.experiment={name}"], verbose=False)
+                    took.append(time.perf_counter() - start)
+        finally:
+            ray.shutdown()
     times[label].append(took[1])
     print(f"{label}: first run {took[0]:.1f} s, next run {took[1]:.1f} s", flush=True)
     return took[0]

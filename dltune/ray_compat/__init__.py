@@ -272,8 +272,8 @@ def worker_environment(gcs: str) -> dict[str, str]:
     """The variables every worker of ours gets on any Ray: its GCS address, and how often a Ray
     Train controller polls its workers. Ray's 2 s default is paid at each step of a run's life
     (started, running, finished, shut down): about 6 s of a two-epoch run's 17 s here
-    (bench/ray_train_poll.py), in every multi-worker trial of a search. A quarter second costs one tiny actor call per worker each time. A value
-    in the user's environment is kept."""
+    (bench/ray_train_poll.py), in every multi-worker trial of a search. A quarter second costs
+    one tiny actor call per worker each time. A value in the user's environment is kept."""
     return {"RAY_ADDRESS": gcs, HEALTH_CHECK_VARIABLE: os.environ.get(HEALTH_CHECK_VARIABLE, "0.25")}
 
 

@@ -56,12 +56,7 @@ def _finish(proc: subprocess.Popen, timeout: float = 600) -> str:
 
 def _epochs_reported(exp: Path) -> dict[str, list[int]]:
     """Epochs each trial reported to Tune, in order (Ray's per-trial result.json)."""
-    out: dict[str, list[int]] = {}
-    for result in exp.glob("*/result.json"):
-        lines = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
-        if lines:
-            out[result.parent.name] = [r["epoch"] for r in lines]
-    return out
+    return {trial_id: [r["epoch"] for r in history] for trial_id, history in trial_results(exp).items()}
 
 
 def _any_epoch_done(exp: Path) -> bool:
